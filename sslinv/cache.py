@@ -1,0 +1,129 @@
+"""The only writer into the cache: temp file + atomic rename, file locks, JSON sidecars.
+
+Adapted from the way huggingface_hub manages its cache: a file appears under its final
+name only when complete, and a lock is taken only to avoid computing the same entry
+twice (two batch jobs asking for the same statistics: the second waits, then reuses).
+Each entry's name is a hash of the inputs it was computed from, and a JSON sidecar
+records those inputs, so a changed input is a miss and a stale entry is never trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def key_hash(key: dict[str, Any], length: int = 16) -> str:
+    """A short stable hash of a JSON-able dict of inputs."""
+    return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:length]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``final``; rename it to ``final`` only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temp folder beside ``final``; rename it to ``final`` only on success."""
+    import shutil
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def lock(path: Path, timeout: float = -1):
+    """A file lock guarding ``path`` (the lock file sits beside it)."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock", timeout=timeout)
+
+
+def sidecar(path: Path) -> Path:
+    return Path(str(path) + ".json")
+
+
+def is_fresh(path: Path, key: dict[str, Any]) -> bool:
+    """True when ``path`` exists and its sidecar records exactly ``key``."""
+    side = sidecar(path)
+    if not (path.exists() and side.exists()):
+        return False
+    try:
+        recorded = read_json(side).get("key")
+    except (OSError, ValueError):
+        return False
+    return canonical_json(recorded) == canonical_json(key)
+
+
+def cached(
+    path: Path,
+    key: dict[str, Any],
+    compute: Callable[[], T],
+    save: Callable[[T, Path], None],
+    load: Callable[[Path], T],
+    extra: dict[str, Any] | None = None,
+) -> tuple[T, bool]:
+    """Load the entry at ``path`` if its sidecar matches ``key``; else compute and store it.
+
+    Returns ``(value, hit)``. The lock is held while computing, so a concurrent caller
+    with the same key waits and then loads instead of computing again.
+    """
+    if is_fresh(path, key):
+        return load(path), True
+    with lock(path):
+        if is_fresh(path, key):
+            return load(path), True
+        value = compute()
+        with atomic_path(path) as tmp:
+            save(value, tmp)
+        write_json(sidecar(path), {"key": key, **(extra or {})})
+        return value, False

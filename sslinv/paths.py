@@ -1,0 +1,80 @@
+"""Every location sslinv reads or writes, as pure functions.
+
+This is the only module that reads ``SSLINV_*`` environment variables. Precedence,
+highest first:
+
+- cache root: ``--cache-dir`` option, then ``SSLINV_CACHE_DIR``, then the
+  platformdirs user cache directory (``~/.cache/sslinv`` on Linux);
+- data root: ``--data-root`` option, then ``SSLINV_DATA_ROOT``, then ``<cache>/data``.
+
+Cache layout::
+
+    <cache>/checkpoints/<name>.pth.tar     models known by name (--model ventral)
+    <cache>/weights/                       downloaded public weights (torchvision hub)
+    <cache>/stats/<model>/<hash>.pt        feature mean and covariance (+ .json sidecar)
+    <cache>/results/<command>/<model>/*.json   one self-describing file per run
+    <cache>/demo/<version>/                the built-in procedural demo image pool
+    <cache>/data/                          default data root (fetch-data writes here)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_CACHE_DIR = "SSLINV_CACHE_DIR"
+ENV_DATA_ROOT = "SSLINV_DATA_ROOT"
+
+
+def cache_dir(option: Path | str | None = None) -> Path:
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("sslinv", appauthor=False))
+
+
+def data_root(option: Path | str | None = None, cache: Path | None = None) -> Path:
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get(ENV_DATA_ROOT)
+    if env:
+        return Path(env).expanduser()
+    return (cache if cache is not None else cache_dir()) / "data"
+
+
+def checkpoints_dir(cache: Path) -> Path:
+    return cache / "checkpoints"
+
+
+def checkpoint_path(cache: Path, name: str) -> Path:
+    return checkpoints_dir(cache) / f"{name}.pth.tar"
+
+
+def weights_dir(cache: Path) -> Path:
+    return cache / "weights"
+
+
+def stats_dir(cache: Path, model: str) -> Path:
+    return cache / "stats" / safe_name(model)
+
+
+def results_dir(cache: Path) -> Path:
+    return cache / "results"
+
+
+def demo_dir(cache: Path, version: str) -> Path:
+    return cache / "demo" / version
+
+
+def imagenet_val(root: Path) -> Path:
+    return root / "imagenet" / "val"
+
+
+def safe_name(name: str) -> str:
+    """A model spec or path as one folder name (``a+b`` stays readable)."""
+    keep = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
+    return keep.strip("._") or "model"
