@@ -1,0 +1,1 @@
+complete --command sslinv --no-files --arguments "(env _SSLINV_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) sslinv)" --condition "env _SSLINV_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) sslinv"

@@ -1,0 +1,1 @@
+"""The sslinv command line: a root Typer app and one thin module per subcommand."""

@@ -1,0 +1,41 @@
+"""The root ``sslinv`` app. Subcommands live in one module each; none imports torch at
+module level, so ``--help`` and shell completion answer at once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sslinv import __version__
+from sslinv.cli.synthetic import synthetic
+
+app = typer.Typer(
+    name="sslinv",
+    help="What has a self-supervised image model become invariant to, and does that explain "
+    "how it transfers? (Ericsson, Gouk & Hospedales, arXiv 2111.11398)",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("synthetic", no_args_is_help=True)(synthetic)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sslinv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Measure invariances of self-supervised image models and relate them to transfer."""
+
+
+def main() -> None:
+    app(prog_name="sslinv")

@@ -1,0 +1,141 @@
+"""Option aliases shared by the commands, and shell-completion callbacks.
+
+Nothing here imports torch: ``sslinv --help`` and tab completion must answer at once.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+#: The synthetic families in protocol order. tests/test_cli.py checks this list against
+#: the transform registry, which imports torch and so cannot serve completion.
+TRANSFORM_NAMES = (
+    "rotation", "translation", "scale", "shear", "resized_crop", "h_flip", "v_flip",
+    "deform", "grayscale", "brightness", "contrast", "saturation", "hue", "blur",
+    "sharpness", "invert", "equalize", "posterize",
+)
+LAYERS = ("backbone", "layer1", "layer2", "layer3", "layer4")
+
+RUN = "Run"
+DATA = "Data and cache"
+COMPUTE = "Compute"
+DIST = "Multi-GPU / multi-node (torchrun)"
+
+
+class Fuse(str, Enum):
+    cat = "cat"
+    add = "add"
+    mean = "mean"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+def complete_model(incomplete: str) -> list[str]:
+    from sslinv.models.zoo import model_names
+
+    # `a+b+c` fuses models: complete the member after the last '+'.
+    head, sep, last = incomplete.rpartition("+")
+    prefix = head + sep
+    return [prefix + n for n in model_names() if n.startswith(last)]
+
+
+def complete_transform(incomplete: str) -> list[str]:
+    return [n for n in ("all", *TRANSFORM_NAMES) if n.startswith(incomplete)]
+
+
+def complete_layer(incomplete: str) -> list[str]:
+    return [n for n in LAYERS if n.startswith(incomplete)]
+
+
+def complete_device(incomplete: str) -> list[str]:
+    return [n for n in ("auto", "cpu", "cuda", "cuda:0", "cuda:1") if n.startswith(incomplete)]
+
+
+def complete_data(incomplete: str) -> list[str]:
+    return ["demo"] if "demo".startswith(incomplete) else []
+
+
+Model = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m",
+        help="A model name (random, supervised, default, ventral, dorsal, default_w3, "
+        "random-resnet18, random-tiny, or a checkpoint in <cache>/checkpoints), a path to a "
+        "checkpoint file, or several joined by '+' to fuse them.",
+        autocompletion=complete_model, rich_help_panel=RUN,
+    ),
+]
+FuseOpt = Annotated[
+    Fuse, typer.Option("--fuse", help="How a fused model 'a+b' combines features.", rich_help_panel=RUN)
+]
+Layer = Annotated[
+    str,
+    typer.Option(
+        "--feature-layer",
+        help="Features: 'backbone' (pooled last stage) or layer1..layer4 (globally average-pooled).",
+        autocompletion=complete_layer, rich_help_panel=RUN,
+    ),
+]
+Force = Annotated[
+    bool, typer.Option("--force", help="Recompute even if a finished result with identical inputs exists.", rich_help_panel=RUN)
+]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print results as JSON on stdout (for scripts) instead of a table.", rich_help_panel=RUN)
+]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.", rich_help_panel=RUN)]
+
+CacheDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--cache-dir", help="Cache root for checkpoints, statistics and results "
+        "[default: $SSLINV_CACHE_DIR, else the user cache dir].",
+        show_default=False, rich_help_panel=DATA,
+    ),
+]
+DataRoot = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-root", help="Where datasets live [default: $SSLINV_DATA_ROOT, else <cache>/data].",
+        show_default=False, rich_help_panel=DATA,
+    ),
+]
+SkipBad = Annotated[
+    bool, typer.Option("--skip-bad", help="Skip (and count) unreadable images instead of stopping.", rich_help_panel=DATA)
+]
+
+Device = Annotated[
+    Optional[str],
+    typer.Option(
+        "--device", help="cpu, cuda or cuda:N [default: cuda when available, else cpu].",
+        show_default=False, autocompletion=complete_device, rich_help_panel=COMPUTE,
+    ),
+]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option("--precision", help="Autocast precision of the forward pass (fp32 is the reference's).", rich_help_panel=COMPUTE),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.", rich_help_panel=COMPUTE)]
+Workers = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers", min=0, help="DataLoader worker processes for decoding [default: 1 on CPU, up to 8 with a GPU].",
+        show_default=False, rich_help_panel=COMPUTE,
+    ),
+]
+
+NprocPerNode = Annotated[
+    int, typer.Option("--nproc-per-node", min=1, help="Processes (GPUs) per node; > 1 relaunches under torchrun.", rich_help_panel=DIST)
+]
+Nnodes = Annotated[int, typer.Option("--nnodes", min=1, help="Number of nodes.", rich_help_panel=DIST)]
+NodeRank = Annotated[int, typer.Option("--node-rank", min=0, help="This node's rank.", rich_help_panel=DIST)]
+RdzvEndpoint = Annotated[
+    Optional[str], typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous (multi-node).", rich_help_panel=DIST)
+]

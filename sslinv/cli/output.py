@@ -1,0 +1,114 @@
+"""Console output shared by the commands: errors, progress, JSON.
+
+Human-facing output (progress, warnings, errors) goes to stderr; tables and ``--json``
+go to stdout, so ``sslinv ... --json | jq`` works. Only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True)
+
+
+def is_main_rank() -> bool:
+    from sslinv.distributed import world_from_env
+
+    return world_from_env().is_main
+
+
+def error(message: str) -> None:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    if is_main_rank():
+        stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def print_json(payload: Any) -> None:
+    if is_main_rank():
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+
+
+def handle_errors(verbose_param: str = "verbose") -> Callable[[F], F]:
+    """Turn SslinvError into one line on stderr and its exit code (traceback with --verbose)."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from sslinv.errors import SslinvError
+
+            try:
+                return fn(*args, **kwargs)
+            except SslinvError as exc:
+                if kwargs.get(verbose_param):
+                    stderr.print_exception(show_locals=False)
+                error(str(exc))
+                raise typer.Exit(exc.exit_code) from None
+            except KeyboardInterrupt:
+                error("interrupted; finished results are kept, nothing half-written was left.")
+                raise typer.Exit(130) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+class RichReporter:
+    """Progress bars on stderr for ``run(cfg, reporter)`` (silent on ranks other than 0)."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        if self.progress is None:
+            return lambda n: None
+        task_id = self.progress.add_task(description, total=total)
+        return lambda n: self.progress.advance(task_id, n)
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+    def info(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(message, highlight=False)
+
+
+@contextlib.contextmanager
+def progress_reporter(enabled: bool = True) -> Iterator[RichReporter]:
+    if not (enabled and is_main_rank()):
+        yield RichReporter(None)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    )
+    with progress:
+        yield RichReporter(progress)

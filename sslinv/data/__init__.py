@@ -1,0 +1,1 @@
+"""Datasets: one module per dataset, plus the built-in procedural demo pool."""

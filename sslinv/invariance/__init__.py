@@ -1,0 +1,1 @@
+"""Invariance measurements: statistics (pure numerics) and one module per command."""

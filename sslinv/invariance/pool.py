@@ -1,0 +1,165 @@
+"""Resolve the statistics pool and compute its cached feature statistics (protocol 1).
+
+The cache key holds everything the statistics depend on: model identity (incl. the
+checkpoint hash), feature layer, pool identity (files, sizes, mtimes), resize, crop,
+precision and the number of images. The reference keys only by model and layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sslinv import cache, distributed, paths
+from sslinv.data.folder import ImagePool, scan_pool
+from sslinv.distributed import World
+from sslinv.features import CleanImages, Extractor, collate_clean, make_loader
+from sslinv.invariance.stats import RunningStats
+
+STATS_FORMAT = 1
+
+Progress = Callable[[int], None]
+
+
+def resolve_pool(
+    data: str | None, cache_root: Path, data_root: Path, world: World, reporter=None
+) -> ImagePool:
+    """``None``: ImageNet val under the data root; ``demo``: the built-in pool; else a path.
+
+    The demo pool is generated on first use (rank 0; the others wait).
+    """
+    from sslinv.data import demo
+
+    if data == demo.DEMO_NAME:
+        if world.is_main:
+            progress = None
+            if reporter is not None and not demo_exists(cache_root):
+                advance = reporter.task("generating the demo image pool (first use)", demo.DEFAULT_N)
+                progress = lambda done, total: advance(1)  # noqa: E731
+            demo.ensure_demo_pool(cache_root, progress=progress)
+        distributed.barrier(world)
+        root = demo.ensure_demo_pool(cache_root)  # exists now: returns at once
+        return scan_pool(root, name=f"demo-{demo.DEMO_VERSION}")
+    if data is None:
+        root = paths.imagenet_val(data_root)
+        hint = (
+            f"Expected the ILSVRC2012 validation images there ({root}/<wnid>/"
+            "ILSVRC2012_val_XXXXXXXX.JPEG; set the data root with --data-root or "
+            "SSLINV_DATA_ROOT), or pass --data PATH for any image folder, or --data demo "
+            "for the built-in demo pool."
+        )
+        return scan_pool(root, name="imagenet-val", hint=hint)
+    return scan_pool(Path(data), hint="Pass --data PATH with an image folder, or --data demo.")
+
+
+def demo_exists(cache_root: Path) -> bool:
+    from sslinv.data import demo
+
+    return paths.demo_dir(cache_root, demo.pool_name(demo.DEFAULT_N, 0)).is_dir()
+
+
+def stats_key(model_identity: dict, pool: ImagePool, resize: int, crop: int, precision: str, skip_bad: bool) -> dict[str, Any]:
+    return {
+        "format": STATS_FORMAT,
+        "model": model_identity,
+        "pool": pool.identity(),
+        "resize": resize,
+        "crop": crop,
+        "precision": precision,
+        "skip_bad": skip_bad,
+    }
+
+
+def pool_statistics(
+    extractor: Extractor,
+    model_identity: dict,
+    pool: ImagePool,
+    *,
+    resize: int,
+    crop: int,
+    precision: str,
+    skip_bad: bool,
+    batch_size: int,
+    workers: int,
+    cache_root: Path,
+    world: World,
+    progress: Progress | None = None,
+) -> tuple[RunningStats, dict[str, Any]]:
+    """Mean and covariance of the model's features over every pool image, cached.
+
+    Returns the statistics and a record for the result file (cache path, hit or miss,
+    images used and skipped). All ranks return the same statistics.
+    """
+    key = stats_key(model_identity, pool, resize, crop, precision, skip_bad)
+    path = paths.stats_dir(cache_root, model_identity["spec"]) / f"{cache.key_hash(key)}.pt"
+
+    def load(p: Path) -> RunningStats:
+        return RunningStats.from_state(torch.load(p, map_location="cpu", weights_only=True))
+
+    def save(s: RunningStats, p: Path) -> None:
+        torch.save(s.state(), p)
+
+    hit = cache.is_fresh(path, key) if world.is_main else False
+    hit = distributed.broadcast_object(world, hit)
+    if hit:
+        stats = load(path)
+        return stats, {"path": str(path), "cached": True, **cache.read_json(cache.sidecar(path)).get("info", {})}
+
+    lock = cache.lock(path) if world.is_main else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        # Another job may have finished the same statistics while we waited.
+        hit = cache.is_fresh(path, key) if world.is_main else False
+        hit = distributed.broadcast_object(world, hit)
+        if hit:
+            return load(path), {"path": str(path), "cached": True, **cache.read_json(cache.sidecar(path)).get("info", {})}
+        stats, skipped = _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress)
+        info = {"num_images": stats.n, "skipped": skipped}
+        if world.is_main:
+            with cache.atomic_path(path) as tmp:
+                save(stats, tmp)
+            cache.write_json(cache.sidecar(path), {"key": key, "info": info})
+        return stats, {"path": str(path), "cached": False, **info}
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress):
+    mine = list(distributed.shard(len(pool), world))
+    dataset = CleanImages(pool, mine, resize, crop, skip_bad)
+    loader = make_loader(dataset, workers, batch_size, collate_clean)
+    local: RunningStats | None = None
+    bad: list[int] = []
+    for _idx, views, bad_j in loader:
+        bad += [mine[j] for j in bad_j]
+        if views is not None:
+            feats = extractor(views)
+            if local is None:
+                local = RunningStats(feats.shape[1])
+            local.update(feats)
+        if progress:
+            progress(len(_idx) + len(bad_j))
+    parts = distributed.all_gather_objects(world, (local.state() if local else None, bad))
+    total: RunningStats | None = None
+    skipped: list[int] = []
+    for state, b in parts:  # merged in rank order: identical on every rank
+        skipped += b
+        if state is None:
+            continue
+        if total is None:
+            total = RunningStats.from_state(state)
+        else:
+            total.merge(RunningStats.from_state(state))
+    if total is None or total.n < 2:
+        from sslinv.errors import DataNotFoundError
+
+        raise DataNotFoundError(
+            f"Fewer than two readable images in the statistics pool {pool.root}; "
+            "the covariance needs at least two."
+        )
+    return total, sorted(pool.files[i] for i in skipped)

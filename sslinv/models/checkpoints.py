@@ -1,0 +1,340 @@
+"""Checkpoint formats: read any known ResNet checkpoint layout into backbone weights.
+
+A checkpoint's architecture comes from its own ``arch`` string when it has a known one,
+else from its tensor shapes (block type, blocks per stage, channel widths), never from
+its file name. Only the backbone keys of a torchvision ResNet are kept (``conv1``,
+``bn1``, ``layer1``..``layer4``); heads, queues and key encoders are dropped.
+
+Layouts recognised (the prefix is stripped from the keys; facts from the public MoCo,
+SwAV, PyContrast (InfoMin/InsDis/PIRL) and torchvision releases):
+
+- ``moco[module.encoder_q.]``: the MoCo training checkpoint
+  ``{'epoch', 'arch', 'state_dict', 'optimizer'}`` with ``module.encoder_q.*`` (query
+  ResNet and its ``fc.0``/``fc.2`` MLP head), ``module.encoder_k.*``, ``module.queue``,
+  ``module.queue_ptr``; ``moco[encoder_q.]`` is the same saved without DataParallel.
+  PCL uses it too. ``sslinv pretrain`` writes it (``save_moco_checkpoint``).
+- ``torchvision``: a plain state dict (``conv1.weight`` ... ``fc.weight``);
+  ``torchvision[module.]`` etc. when its keys carry a known prefix (SwAV, DeepCluster-v2
+  and SeLa-v2 releases: ``module.`` plus ``projection_head``/``prototypes``).
+- ``state_dict[PREFIX]`` / ``model[PREFIX]``: a dict wrapping the weights under
+  ``'state_dict'`` or ``'model'`` (InfoMin/InsDis/PIRL: ``model`` with
+  ``module.encoder.``; PIRL's ``module.jigsaw``/``module.head_jig`` are dropped).
+
+Loading is always ``torch.load(..., weights_only=True)``; ``argparse.Namespace`` (the
+training options that research checkpoints often carry) is the one extra type allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslinv.cache import atomic_path, sha256_file
+from sslinv.errors import CheckpointError
+from sslinv.models.resnet import ARCHS, STAGES
+
+__all__ = [
+    "BACKBONE_ROOTS",
+    "KNOWN_LAYOUTS",
+    "KNOWN_PREFIXES",
+    "LoadedCheckpoint",
+    "build_backbone",
+    "infer_arch",
+    "load_checkpoint",
+    "save_moco_checkpoint",
+]
+
+# Top-level module names that make up a ResNet backbone; everything else is dropped.
+BACKBONE_ROOTS = frozenset({"conv1", "bn1", *STAGES})
+
+# Key prefixes tried in this order; the first under which ``conv1.weight`` exists wins,
+# so the MoCo query encoder is chosen over the key encoder.
+KNOWN_PREFIXES = (
+    "module.encoder_q.",
+    "encoder_q.",
+    "module.encoder.",
+    "module.backbone.",
+    "module.base_encoder.",
+    "module.model.",
+    "module.",
+    "backbone.",
+    "encoder.",
+    "base_encoder.",
+    "model.",
+    "",
+)
+MOCO_PREFIXES = ("module.encoder_q.", "encoder_q.")
+WRAPPERS = ("state_dict", "model")
+
+KNOWN_LAYOUTS = (
+    "MoCo training checkpoint {'arch', 'state_dict': {'module.encoder_q.conv1.weight', "
+    "..., 'module.encoder_k.*', 'module.queue'}, 'epoch', 'optimizer'} (also without "
+    "'module.')",
+    "torchvision ResNet state dict {'conv1.weight', 'bn1.weight', 'layer1.0.conv1.weight', "
+    "..., 'fc.weight'}",
+    "a dict wrapping such a state dict under 'state_dict' or 'model'",
+    "with keys prefixed by one of: " + ", ".join(repr(p) for p in KNOWN_PREFIXES if p),
+)
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """Backbone weights read from a checkpoint file.
+
+    ``state_dict`` holds backbone keys only, prefix stripped; ``layout`` names the layout
+    recognised (e.g. ``moco[module.encoder_q.]``); ``sha256`` is of the file's bytes;
+    ``arch_from`` says whether ``arch`` came from the file's arch string or its shapes.
+    """
+
+    arch: str
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    layout: str
+    sha256: str
+    arch_from: str = "shapes"
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _torch_load(path: Path) -> Any:
+    # safe_globals exists from torch 2.5; older versions load without the allowance.
+    allow = getattr(torch.serialization, "safe_globals", None)
+    try:
+        with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        reason = (str(e).strip().splitlines() or [""])[0][:300]
+        raise CheckpointError(
+            f"{path} is not a loadable PyTorch checkpoint ({type(e).__name__}: {reason}). "
+            "Give a file written by torch.save (a .pth / .pth.tar / .pt checkpoint)."
+        ) from e
+
+
+def _tensor_items(obj: Mapping) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+
+
+def _find_prefix(sd: Mapping[str, Any]) -> str | None:
+    for prefix in KNOWN_PREFIXES:
+        if f"{prefix}conv1.weight" in sd and f"{prefix}layer1.0.conv1.weight" in sd:
+            return prefix
+    return None
+
+
+def _locate(obj: Any) -> tuple[str, str, dict[str, torch.Tensor]] | None:
+    """Find the ResNet weights in a loaded object: ``(container, prefix, tensors)``."""
+    if not isinstance(obj, Mapping):
+        return None
+    top = _tensor_items(obj)
+    prefix = _find_prefix(top)
+    if prefix is not None:
+        return "torchvision", prefix, top
+    for wrapper in WRAPPERS:
+        inner = obj.get(wrapper)
+        if isinstance(inner, Mapping):
+            tensors = _tensor_items(inner)
+            prefix = _find_prefix(tensors)
+            if prefix is not None:
+                return wrapper, prefix, tensors
+    return None
+
+
+def _keys_sample(obj: Any, limit: int = 12) -> str:
+    """A readable sample of the keys seen, one level into known wrappers."""
+    if not isinstance(obj, Mapping):
+        return f"(no keys: the file holds a {type(obj).__name__}, not a dict)"
+    keys = [str(k) for k in obj]
+    parts = [_sample(keys, limit)]
+    for wrapper in WRAPPERS:
+        inner = obj.get(wrapper)
+        if isinstance(inner, Mapping):
+            parts.append(f"under {wrapper!r}: {_sample([str(k) for k in inner], limit)}")
+    return "; ".join(parts)
+
+
+def _sample(keys: list[str], limit: int) -> str:
+    more = f" ... ({len(keys)} in all)" if len(keys) > limit else ""
+    return "[" + ", ".join(repr(k) for k in keys[:limit]) + "]" + more
+
+
+def backbone_only(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Keys under ``prefix`` with it stripped, keeping only ResNet backbone modules."""
+    out = {}
+    for key, value in tensors.items():
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        if rest.split(".", 1)[0] in BACKBONE_ROOTS:
+            out[rest] = value
+    return out
+
+
+def read_signature(sd: Mapping[str, torch.Tensor]) -> tuple[str, tuple[int, ...], int, int]:
+    """(block type, blocks per stage, conv1 channels, layer1 inner width) of a state dict."""
+    block = "bottleneck" if "layer1.0.conv3.weight" in sd else "basic"
+    counts = tuple(
+        len({k.split(".")[1] for k in sd if k.startswith(f"{stage}.")}) for stage in STAGES
+    )
+    stem = int(sd["conv1.weight"].shape[0])
+    return block, counts, stem, int(sd["layer1.0.conv1.weight"].shape[0])
+
+
+def infer_arch(sd: Mapping[str, torch.Tensor]) -> str:
+    """The registered architecture whose shapes match a (stripped) backbone state dict."""
+    sig = read_signature(sd)
+    for name, arch in ARCHS.items():
+        if arch.signature == sig:
+            return name
+    block, counts, stem, inner = sig
+    known = ", ".join(f"{n} {a.signature[:3]}" for n, a in ARCHS.items())
+    raise CheckpointError(
+        f"Cannot tell the architecture from the tensor shapes: {block} blocks, "
+        f"{list(counts)} blocks per stage, conv1 with {stem} channels, layer1 width {inner}. "
+        f"Known architectures (block, blocks per stage, conv1 channels): {known}."
+    )
+
+
+def _expected_shapes(arch: str) -> dict[str, tuple[int, ...]]:
+    """Backbone keys and shapes of ``arch``, read from a meta-device model (no memory)."""
+    with torch.device("meta"):
+        net = ARCHS.get(arch)()
+    net.fc = nn.Identity()
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _check_fit(sd: Mapping[str, torch.Tensor], arch: str, path: Path, arch_from: str) -> None:
+    expected = _expected_shapes(arch)
+    # Checkpoints from PyTorch < 0.4.1 lack num_batches_tracked; BatchNorm fills it in.
+    missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [
+        f"{k}: {tuple(sd[k].shape)} vs {expected[k]}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != expected[k]
+    ]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"The weights in {path} do not fit a {arch} (architecture from the {arch_from}). "
+            f"Missing keys: {_sample(missing, 10)}; unexpected keys: {_sample(unexpected, 10)}"
+            + (f"; shape mismatches: {_sample(wrong, 5)}" if wrong else "")
+            + ". Check that the file is a complete ResNet checkpoint of a known architecture."
+        )
+
+
+def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
+    """Read a checkpoint file into backbone weights, its architecture and its layout.
+
+    Raises ``CheckpointError`` for a missing or unreadable file, an unknown layout, an
+    unknown architecture, or weights that do not fit the architecture.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint file not found: {path}.")
+    sha256 = sha256_file(path)
+    obj = _torch_load(path)
+
+    found = _locate(obj)
+    if found is None:
+        raise CheckpointError(
+            f"Unrecognised checkpoint layout in {path}: no ResNet weights found. "
+            f"Keys seen: {_keys_sample(obj)}. Known layouts: " + "; ".join(KNOWN_LAYOUTS) + "."
+        )
+    container, prefix, tensors = found
+    if container == "state_dict" and prefix in MOCO_PREFIXES:
+        container = "moco"
+    layout = f"{container}[{prefix}]" if prefix else container
+    sd = backbone_only(tensors, prefix)
+
+    arch_string = obj.get("arch") if isinstance(obj, Mapping) else None
+    if isinstance(arch_string, str) and arch_string in ARCHS:
+        arch, arch_from = arch_string, "checkpoint's arch string"
+    else:
+        try:
+            arch, arch_from = infer_arch(sd), "tensor shapes"
+        except CheckpointError as e:
+            note = (
+                f" The file's arch string {arch_string!r} is not a registered architecture either."
+                if arch_string
+                else ""
+            )
+            raise CheckpointError(f"{path}: {e}{note}") from None
+    _check_fit(sd, arch, path, arch_from)
+    return LoadedCheckpoint(arch, sd, layout, sha256, arch_from)
+
+
+def build_backbone(ckpt: LoadedCheckpoint) -> nn.Module:
+    """The checkpoint's ResNet with its weights loaded (strict), ``fc`` = Identity, eval mode."""
+    # Built on the meta device and then allocated empty: no time is spent on a random
+    # initialisation that the strict load overwrites (ResNet-50w3 has ~200M parameters).
+    with torch.device("meta"):
+        net = ARCHS.get(ckpt.arch)()
+    net.fc = nn.Identity()
+    net = net.to_empty(device="cpu")
+    for buf in net.buffers():
+        buf.zero_()  # num_batches_tracked when absent from old checkpoints
+    try:
+        net.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"The weights do not fit a {ckpt.arch}: {e}") from e
+    return net.eval()
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def save_moco_checkpoint(
+    path: Path | str,
+    backbone_state_dict: Mapping[str, torch.Tensor],
+    arch: str,
+    mlp_dim: int = 128,
+    epoch: int = 0,
+    optimizer: Mapping[str, Any] | None = None,
+    *,
+    head_state_dict: Mapping[str, torch.Tensor] | None = None,
+    key_state_dict: Mapping[str, torch.Tensor] | None = None,
+    queue: torch.Tensor | None = None,
+    queue_ptr: int = 0,
+    queue_size: int = 16,
+) -> Path:
+    """Write the MoCo v2 training layout (atomically), as the MoCo code saves it.
+
+    The query encoder is the backbone plus the MLP head ``fc.0`` (d -> d), ``fc.2``
+    (d -> ``mlp_dim``); ``head_state_dict`` gives that head (keys ``fc.0.weight`` ...),
+    else a seeded random one is written. ``key_state_dict`` (backbone + head keys) is the
+    key encoder, else a copy of the query encoder (as MoCo initialises it). ``queue`` is
+    ``mlp_dim x K`` (default: K = ``queue_size`` seeded random unit columns). Any
+    ``fc.*`` keys in ``backbone_state_dict`` are replaced by the head.
+    """
+    d = ARCHS.get(arch).dims["backbone"]
+    backbone = {
+        k: v for k, v in backbone_state_dict.items() if k.split(".", 1)[0] in BACKBONE_ROOTS
+    }
+    gen = torch.Generator().manual_seed(0)  # never the global RNG
+    if head_state_dict is None:
+        head_state_dict = {
+            "fc.0.weight": torch.randn(d, d, generator=gen) * d**-0.5,
+            "fc.0.bias": torch.zeros(d),
+            "fc.2.weight": torch.randn(mlp_dim, d, generator=gen) * d**-0.5,
+            "fc.2.bias": torch.zeros(mlp_dim),
+        }
+    query = {**backbone, **head_state_dict}
+    key = dict(key_state_dict) if key_state_dict is not None else query
+    if queue is None:
+        queue = F.normalize(torch.randn(mlp_dim, queue_size, generator=gen), dim=0)
+    state = {f"module.encoder_q.{k}": v for k, v in query.items()}
+    state.update({f"module.encoder_k.{k}": v for k, v in key.items()})
+    state["module.queue"] = queue
+    state["module.queue_ptr"] = torch.tensor([queue_ptr], dtype=torch.long)
+    ckpt = {"epoch": epoch, "arch": arch, "state_dict": state, "optimizer": optimizer}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return path

@@ -1,0 +1,152 @@
+"""ResNet architectures, all with torchvision's state-dict keys.
+
+Every architecture here produces ``conv1, bn1, layer1..layer4, fc`` keys exactly as
+torchvision's ResNets do, so one checkpoint loader serves them all and a checkpoint's
+architecture can be read from its tensor shapes (see ``checkpoints.py``).
+
+``resnet50w3`` is the paper's "ResNet-50 with 3x width": unlike torchvision's
+``wide_resnet50_2`` (which widens only the bottleneck), every channel count is
+multiplied, stem included, so the pooled feature is 512 * 3 * 4 = 6144-d. This is the
+widening SwAV uses for its ResNet-50w2/w4/w5 (the idea, not its code).
+
+``resnet_tiny`` is a registered test/demo backbone (BasicBlock, one block per stage,
+widths 16/32/64/128 -> 128-d features), fast on a CPU; tests and the quickstart use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
+
+from sslinv.registry import Registry
+
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+class ResNet(nn.Module):
+    """A ResNet whose every channel count is ``base_width * widen`` times (1, 2, 4, 8).
+
+    ``base_width=64, widen=1`` with Bottleneck blocks [3, 4, 6, 3] is torchvision's
+    ResNet-50 (same keys, shapes and initialisation); ``widen=3`` is ResNet-50w3.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: tuple[int, int, int, int] | list[int],
+        widen: int = 1,
+        base_width: int = 64,
+        num_classes: int = 1000,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        stem = base_width * widen
+        self.inplanes = stem
+        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, stem, layers[0])
+        self.layer2 = self._make_layer(block, stem * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, stem * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, stem * 8, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(stem * 8 * block.expansion, num_classes)
+
+        # The same initialisation as torchvision's ResNet.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.constant_(m.bn3.weight, 0)
+                elif isinstance(m, BasicBlock):
+                    nn.init.constant_(m.bn2.weight, 0)
+
+    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                conv1x1(self.inplanes, planes * block.expansion, stride),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        # Bottleneck's inner width is planes * base_width / 64; base_width=64 keeps it
+        # equal to ``planes`` at every widening (the "every channel x3" definition).
+        mods = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        mods += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One registered architecture: a constructor plus the facts read from its shapes.
+
+    ``signature`` (block type, blocks per stage, conv1 channels, layer1 inner width) is
+    what ``checkpoints.infer_arch`` compares with a checkpoint's tensor shapes.
+    """
+
+    name: str
+    block: str  # "basic" or "bottleneck"
+    layers: tuple[int, int, int, int]
+    stem: int  # conv1 output channels
+    inner: int  # layer1.0.conv1 output channels (tells wide variants apart)
+    build_fn: Callable[[], nn.Module] = field(repr=False, compare=False)
+    description: str = ""
+
+    def __call__(self) -> nn.Module:
+        """A freshly initialised network (uses the global RNG; see ``zoo`` for seeding)."""
+        return self.build_fn()
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Feature dimension per layer: layer1..layer4 and backbone (= pooled layer4)."""
+        expansion = BLOCKS[self.block].expansion
+        d = {s: self.stem * 2**i * expansion for i, s in enumerate(STAGES)}
+        d["backbone"] = d["layer4"]
+        return d
+
+    @property
+    def signature(self) -> tuple[str, tuple[int, ...], int, int]:
+        return (self.block, tuple(self.layers), self.stem, self.inner)
+
+
+ARCHS: Registry[Arch] = Registry("architecture")
+
+
+def _register(name, block, layers, stem, inner, build_fn, description):
+    ARCHS.register(name, Arch(name, block, tuple(layers), stem, inner, build_fn, description))
+
+
+_TV = torchvision.models
+_register("resnet18", "basic", (2, 2, 2, 2), 64, 64,
+          lambda: _TV.resnet18(weights=None), "torchvision ResNet-18 (512-d)")
+_register("resnet34", "basic", (3, 4, 6, 3), 64, 64,
+          lambda: _TV.resnet34(weights=None), "torchvision ResNet-34 (512-d)")
+_register("resnet50", "bottleneck", (3, 4, 6, 3), 64, 64,
+          lambda: _TV.resnet50(weights=None), "torchvision ResNet-50 (2048-d)")
+_register("resnet101", "bottleneck", (3, 4, 23, 3), 64, 64,
+          lambda: _TV.resnet101(weights=None), "torchvision ResNet-101 (2048-d)")
+_register("resnet152", "bottleneck", (3, 8, 36, 3), 64, 64,
+          lambda: _TV.resnet152(weights=None), "torchvision ResNet-152 (2048-d)")
+_register("resnet50w3", "bottleneck", (3, 4, 6, 3), 192, 192,
+          lambda: ResNet(Bottleneck, (3, 4, 6, 3), widen=3),
+          "ResNet-50 with every channel count x3 (6144-d), as the paper's default_w3")
+_register("resnet_tiny", "basic", (1, 1, 1, 1), 16, 16,
+          lambda: ResNet(BasicBlock, (1, 1, 1, 1), base_width=16),
+          "tiny test/demo ResNet: BasicBlock, one block per stage, widths 16-128 (128-d)")

@@ -1,0 +1,80 @@
+"""The result-file schema: one self-describing JSON file per (command, model, task).
+
+A result file holds the full configuration, the model and dataset identity (checkpoint
+sha256, pool fingerprint), versions, device, world size and time, plus the numbers.
+``report`` needs nothing else. Files are named by a hash of the inputs that determine the
+numbers (``key``), so a rerun with identical inputs finds the finished result.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sslinv import cache, paths
+
+SCHEMA = "sslinv.result/1"
+
+
+def result_path(cache_root: Path, command: str, model_spec: str, task: str, key: dict[str, Any]) -> Path:
+    name = f"{paths.safe_name(task)}-{cache.key_hash(key)}.json"
+    return paths.results_dir(cache_root) / command / paths.safe_name(model_spec) / name
+
+
+def find_finished(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished result at ``path`` if it was computed from exactly ``key``."""
+    if not path.exists():
+        return None
+    try:
+        record = cache.read_json(path)
+    except (OSError, ValueError):
+        return None
+    if record.get("schema") != SCHEMA:
+        return None
+    if cache.canonical_json(record.get("key")) != cache.canonical_json(key):
+        return None
+    return record
+
+
+def environment(device: str, world_size: int) -> dict[str, Any]:
+    import numpy
+    import torch
+    import torchvision
+
+    import sslinv
+
+    env = {
+        "sslinv": sslinv.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "device": device,
+        "world_size": world_size,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+    return env
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_result(path: Path, record: dict[str, Any]) -> None:
+    cache.write_json(path, {"schema": SCHEMA, **record})
+
+
+def iter_results(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every readable result file under ``root`` (sorted by path)."""
+    for p in sorted(Path(root).rglob("*.json")):
+        try:
+            record = cache.read_json(p)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("schema") == SCHEMA:
+            yield p, record

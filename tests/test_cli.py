@@ -1,0 +1,54 @@
+"""The command line: help without torch, completions, and shared plumbing."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sslinv.cli import completion
+from sslinv.cli.options import TRANSFORM_NAMES, complete_model, complete_transform
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from sslinv.cli.main import app\n"
+        "for argv in (['--help'], ['synthetic', '--help']):\n"
+        "    try:\n"
+        "        app(argv, prog_name='sslinv')\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, e.code\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_completion_scripts_are_current():
+    for shell, name in completion.SHELLS.items():
+        path = REPO / "completions" / name
+        assert path.read_text() == completion.script(shell), (
+            f"{path} is stale: run python -m sslinv.cli.completion completions/"
+        )
+
+
+def test_transform_names_match_registry():
+    from sslinv.transforms import FAMILIES
+
+    assert tuple(FAMILIES.names()) == TRANSFORM_NAMES
+
+
+def test_completion_callbacks():
+    assert complete_transform("gr") == ["grayscale"]
+    assert "all" in complete_transform("")
+    assert complete_model("ven") == ["ventral"]
+    assert complete_model("default+dor") == ["default+dorsal"]
+
+
+def test_shell_completion_protocol_lists_values():
+    env = {"_SSLINV_COMPLETE": "complete_bash", "COMP_WORDS": "sslinv synthetic --transform sat", "COMP_CWORD": "3"}
+    import os
+
+    out = subprocess.run(["sslinv"], env={**os.environ, **env}, capture_output=True, text=True)
+    assert out.stdout.split() == ["saturation"]
