@@ -68,47 +68,61 @@ def handle_errors(verbose_param: str = "verbose") -> Callable[[F], F]:
 
 
 class RichReporter:
-    """Progress bars on stderr for ``run(cfg, reporter)`` (silent on ranks other than 0)."""
+    """Progress bars on stderr for ``run(cfg, reporter)`` (silent on ranks other than 0).
 
-    def __init__(self, progress) -> None:
-        self.progress = progress
+    The bars start with the first task, so a command that fails early prints nothing
+    but its error line.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = None
+
+    def _start(self):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=stderr,
+        )
+        self.progress.start()
+        return self.progress
 
     def task(self, description: str, total: int) -> Callable[[int], None]:
-        if self.progress is None:
+        if not self.enabled:
             return lambda n: None
-        task_id = self.progress.add_task(description, total=total)
-        return lambda n: self.progress.advance(task_id, n)
+        progress = self.progress or self._start()
+        task_id = progress.add_task(description, total=total)
+        return lambda n: progress.advance(task_id, n)
 
     def warn(self, message: str) -> None:
         warn(message)
 
     def info(self, message: str) -> None:
+        if self.enabled:
+            stderr.print(message, highlight=False)
+
+    def close(self) -> None:
         if self.progress is not None:
-            self.progress.console.print(message, highlight=False)
+            self.progress.stop()
+            self.progress = None
 
 
 @contextlib.contextmanager
 def progress_reporter(enabled: bool = True) -> Iterator[RichReporter]:
-    if not (enabled and is_main_rank()):
-        yield RichReporter(None)
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=False,
-    )
-    with progress:
-        yield RichReporter(progress)
+    reporter = RichReporter(enabled and is_main_rank())
+    try:
+        yield reporter
+    finally:
+        reporter.close()
