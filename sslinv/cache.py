@@ -110,20 +110,32 @@ def cached(
     compute: Callable[[], T],
     save: Callable[[T, Path], None],
     load: Callable[[Path], T],
-    extra: dict[str, Any] | None = None,
+    extra: Callable[[T], dict[str, Any]] | None = None,
+    world=None,
 ) -> tuple[T, bool]:
     """Load the entry at ``path`` if its sidecar matches ``key``; else compute and store it.
 
-    Returns ``(value, hit)``. The lock is held while computing, so a concurrent caller
-    with the same key waits and then loads instead of computing again.
+    Returns ``(value, hit)``. The lock is held while computing, so a concurrent job
+    with the same key waits and then loads instead of computing again. ``extra(value)``
+    adds fields to the sidecar. Under torchrun (``world``: a ``sslinv.distributed.World``)
+    every rank calls this: all ranks compute (each its shard, inside ``compute``), rank 0
+    alone locks and writes, and all ranks agree on hit or miss.
     """
-    if is_fresh(path, key):
+    from sslinv.distributed import World, broadcast_object
+
+    world = world or World()
+
+    def fresh() -> bool:
+        return bool(broadcast_object(world, is_fresh(path, key) if world.is_main else False))
+
+    if fresh():
         return load(path), True
-    with lock(path):
-        if is_fresh(path, key):
+    with lock(path) if world.is_main else contextlib.nullcontext():
+        if fresh():  # another job finished it while we waited
             return load(path), True
         value = compute()
-        with atomic_path(path) as tmp:
-            save(value, tmp)
-        write_json(sidecar(path), {"key": key, **(extra or {})})
+        if world.is_main:
+            with atomic_path(path) as tmp:
+                save(value, tmp)
+            write_json(sidecar(path), {"key": key, **(extra(value) if extra else {})})
         return value, False

@@ -12,6 +12,7 @@ Cache layout::
     <cache>/checkpoints/<name>.pth.tar     models known by name (--model ventral)
     <cache>/weights/                       downloaded public weights (torchvision hub)
     <cache>/stats/<model>/<hash>.pt        feature mean and covariance (+ .json sidecar)
+    <cache>/features/<model>/<hash>.pt     frozen features of a dataset split (+ .json sidecar)
     <cache>/results/<command>/<model>/*.json   one self-describing file per run
     <cache>/demo/<version>/                the built-in procedural demo image pool
     <cache>/data/                          default data root (fetch-data writes here)
@@ -60,6 +61,10 @@ def weights_dir(cache: Path) -> Path:
 
 def stats_dir(cache: Path, model: str) -> Path:
     return cache / "stats" / safe_name(model)
+
+
+def features_dir(cache: Path, model: str) -> Path:
+    return cache / "features" / safe_name(model)
 
 
 def results_dir(cache: Path) -> Path:

@@ -96,37 +96,23 @@ def pool_statistics(
     key = stats_key(model_identity, pool, resize, crop, precision, skip_bad)
     path = paths.stats_dir(cache_root, model_identity["spec"]) / f"{cache.key_hash(key)}.pt"
 
-    def load(p: Path) -> RunningStats:
-        return RunningStats.from_state(torch.load(p, map_location="cpu", weights_only=True))
+    def compute() -> tuple[RunningStats, list[str]]:
+        return _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress)
 
-    def save(s: RunningStats, p: Path) -> None:
-        torch.save(s.state(), p)
+    def save(value: tuple[RunningStats, list[str]], p: Path) -> None:
+        stats, skipped = value
+        torch.save({**stats.state(), "skipped": skipped}, p)
 
-    hit = cache.is_fresh(path, key) if world.is_main else False
-    hit = distributed.broadcast_object(world, hit)
-    if hit:
-        stats = load(path)
-        return stats, {"path": str(path), "cached": True, **cache.read_json(cache.sidecar(path)).get("info", {})}
+    def load(p: Path) -> tuple[RunningStats, list[str]]:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        return RunningStats.from_state(state), list(state.get("skipped", []))
 
-    lock = cache.lock(path) if world.is_main else None
-    if lock is not None:
-        lock.acquire()
-    try:
-        # Another job may have finished the same statistics while we waited.
-        hit = cache.is_fresh(path, key) if world.is_main else False
-        hit = distributed.broadcast_object(world, hit)
-        if hit:
-            return load(path), {"path": str(path), "cached": True, **cache.read_json(cache.sidecar(path)).get("info", {})}
-        stats, skipped = _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress)
-        info = {"num_images": stats.n, "skipped": skipped}
-        if world.is_main:
-            with cache.atomic_path(path) as tmp:
-                save(stats, tmp)
-            cache.write_json(cache.sidecar(path), {"key": key, "info": info})
-        return stats, {"path": str(path), "cached": False, **info}
-    finally:
-        if lock is not None:
-            lock.release()
+    (stats, skipped), hit = cache.cached(
+        path, key, compute, save, load,
+        extra=lambda v: {"num_images": v[0].n, "skipped": v[1]},
+        world=world,
+    )
+    return stats, {"path": str(path), "cached": hit, "num_images": stats.n, "skipped": skipped}
 
 
 def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress):

@@ -1,0 +1,42 @@
+"""Feature extraction in item order and the feature cache."""
+
+
+import torch
+
+from sslinv.data.folder import scan_pool
+from sslinv.distributed import World
+from sslinv.featcache import ImageList, cached_features, extract, features_key
+from sslinv.features import Extractor
+from sslinv.models import load_model
+from sslinv.transforms import clean_view
+
+
+def _render(img, j):
+    return clean_view(img, 48, 40)
+
+
+def test_extract_in_order_and_cache_hits(cache_dir, image_folder):
+    pool = scan_pool(image_folder)
+    files = [pool.path(i) for i in range(len(pool))]
+    model, identity = load_model("random-tiny", cache_dir)
+    ex = Extractor(model, torch.device("cpu"))
+    ds = ImageList(files, _render)
+    feats = extract(ex, ds, batch_size=5, workers=0, world=World())
+    assert feats.shape == (len(files), 128)
+    single = ex(ds[3][1][None])
+    torch.testing.assert_close(feats[3:4], single, rtol=1e-4, atol=1e-5)
+
+    key = features_key(identity, {"name": "pool", "split": "all", **pool.identity()}, {"resize": 48, "crop": 40})
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return feats
+
+    a, hit_a = cached_features(cache_dir, key, compute, World())
+    b, hit_b = cached_features(cache_dir, key, compute, World())
+    assert (hit_a, hit_b) == (False, True) and calls == [1]
+    torch.testing.assert_close(a, b)
+    other = {**key, "pipeline": {"resize": 64, "crop": 56}}
+    _, hit_c = cached_features(cache_dir, other, compute, World())
+    assert hit_c is False and calls == [1, 1]
