@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sslinv import __version__
+from sslinv.cli.report import report
 from sslinv.cli.synthetic import synthetic
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("synthetic", no_args_is_help=True)(synthetic)
+app.command("report")(report)
 
 
 def _version(value: bool) -> None:

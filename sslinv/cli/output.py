@@ -29,12 +29,16 @@ def is_main_rank() -> bool:
 
 
 def error(message: str) -> None:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
+    from rich.markup import escape
+
     if is_main_rank():
-        stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def print_json(payload: Any) -> None:
@@ -110,8 +114,10 @@ class RichReporter:
         warn(message)
 
     def info(self, message: str) -> None:
+        from rich.markup import escape
+
         if self.enabled:
-            stderr.print(message, highlight=False)
+            stderr.print(escape(message), highlight=False)
 
     def close(self) -> None:
         if self.progress is not None:

@@ -1,0 +1,1 @@
+"""`sslinv report`: result files -> tidy rows -> tables, correlations and figures."""
