@@ -5,12 +5,17 @@ highest first:
 
 - cache root: ``--cache-dir`` option, then ``SSLINV_CACHE_DIR``, then the
   platformdirs user cache directory (``~/.cache/sslinv`` on Linux);
-- data root: ``--data-root`` option, then ``SSLINV_DATA_ROOT``, then ``<cache>/data``.
+- data root: ``--data-root`` option, then ``SSLINV_DATA_ROOT``, then ``<cache>/data``;
+- download mirror: ``--mirror`` option, then ``SSLINV_MIRROR``, then none (the official
+  URLs). A mirror replaces the scheme and host of every download URL (``fetch-data`` and
+  first-use model downloads; see ``sslinv.fetch.manifest.mirror_url``).
 
 Cache layout::
 
     <cache>/checkpoints/<name>.pth.tar     models known by name (--model ventral)
-    <cache>/weights/                       downloaded public weights (torchvision hub)
+    <cache>/weights/                       downloaded public weights (the model zoo), and
+                                           <name>.backbone.pth: each converted once (+ .json)
+    <cache>/fetch/sha256.json              sha256 of downloads without a published checksum
     <cache>/stats/<model>/<hash>.pt        feature mean and covariance (+ .json sidecar)
     <cache>/features/<model>/<hash>.pt     frozen features of a dataset split (+ .json sidecar)
     <cache>/results/<command>/<model>/*.json   one self-describing file per run
@@ -25,6 +30,7 @@ from pathlib import Path
 
 ENV_CACHE_DIR = "SSLINV_CACHE_DIR"
 ENV_DATA_ROOT = "SSLINV_DATA_ROOT"
+ENV_MIRROR = "SSLINV_MIRROR"
 
 
 def cache_dir(option: Path | str | None = None) -> Path:
@@ -45,6 +51,12 @@ def data_root(option: Path | str | None = None, cache: Path | None = None) -> Pa
     if env:
         return Path(env).expanduser()
     return (cache if cache is not None else cache_dir()) / "data"
+
+
+def mirror(option: str | None = None) -> str | None:
+    """The base URL that replaces every download URL's host, or None for the official ones."""
+    value = (option or os.environ.get(ENV_MIRROR) or "").strip()
+    return value or None
 
 
 def checkpoints_dir(cache: Path) -> Path:

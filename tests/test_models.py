@@ -509,36 +509,34 @@ def test_supervised_from_preplaced_file(cache: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_supervised_download_failure_and_success(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sslinv.fetch.download as dl
+
     dest = weights_dir(cache) / "resnet50-0676ba61.pth"
 
-    def fail(url, dst, hash_prefix=None, progress=True):
-        Path(dst).write_bytes(b"partial")
-        raise OSError("network unreachable")
+    def fail(urls, path, **kwargs):
+        raise dl.FetchError("network unreachable")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+    monkeypatch.setattr(dl, "download", fail)
     with pytest.raises(CheckpointError, match=r"Downloading the 'supervised' weights from "
                                               r"https://download\.pytorch\.org/.*network unreachable.*"
                                               r"place it at .*resnet50-0676ba61\.pth"):
         load_model("supervised", cache)
     assert not dest.exists()
-    assert not [p for p in dest.parent.iterdir() if p.name.endswith(".tmp")]
 
     calls = []
 
-    def fake(url, dst, hash_prefix=None, progress=True):
-        calls.append((url, hash_prefix))
-        torch.save(make_net("resnet_tiny").state_dict(), dst)
+    def fake(urls, path, expected=None, **kwargs):
+        calls.append((tuple(urls), expected))
+        torch.save(make_net("resnet_tiny").state_dict(), path)
+        return dl.Downloaded(Path(path), urls[0], Path(path).stat().st_size, {"sha256": "0" * 64})
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fake)
+    monkeypatch.setattr(dl, "download", fake)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         load_model("supervised", cache)
-        load_model("supervised", cache)  # second time: the file is there
-    assert calls == [("https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61")]
+        load_model("supervised", cache)  # second time: the converted file is there
+    assert calls == [(("https://download.pytorch.org/models/resnet50-0676ba61.pth",), {"sha256": "0676ba61"})]
     assert dest.is_file()
-
-
-# -------------------------------------------------------------------------------- fusion
 
 
 def test_fusion_cat_add_mean(tmp_path: Path, cache: Path) -> None:

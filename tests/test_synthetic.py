@@ -154,7 +154,7 @@ def test_missing_imagenet_pool_names_path_and_fix(cache_dir, tmp_path):
     res = invoke("--model", "random-tiny", "-t", "grayscale", "--data-root", str(tmp_path / "nodata"), *FAST)
     assert res.exit_code == 3
     assert str(tmp_path / "nodata" / "imagenet" / "val") in res.stderr
-    assert "--data demo" in res.stderr
+    assert "--data demo" in res.stderr and "sslinv fetch-data imagenet" in res.stderr
 
 
 def test_empty_folder(cache_dir, tmp_path):

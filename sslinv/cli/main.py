@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sslinv import __version__
+from sslinv.cli.fetch_data import fetch_data
 from sslinv.cli.report import report
 from sslinv.cli.synthetic import synthetic
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("synthetic", no_args_is_help=True)(synthetic)
+app.command("fetch-data", no_args_is_help=True)(fetch_data)
 app.command("report")(report)
 
 

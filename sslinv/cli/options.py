@@ -96,14 +96,14 @@ CacheDir = Annotated[
     Optional[Path],
     typer.Option(
         "--cache-dir", help="Cache root for checkpoints, statistics and results "
-        "[default: $SSLINV_CACHE_DIR, else the user cache dir].",
+        "\\[default: $SSLINV_CACHE_DIR, else the user cache dir].",
         show_default=False, rich_help_panel=DATA,
     ),
 ]
 DataRoot = Annotated[
     Optional[Path],
     typer.Option(
-        "--data-root", help="Where datasets live [default: $SSLINV_DATA_ROOT, else <cache>/data].",
+        "--data-root", help="Where datasets live \\[default: $SSLINV_DATA_ROOT, else <cache>/data].",
         show_default=False, rich_help_panel=DATA,
     ),
 ]
@@ -114,7 +114,7 @@ SkipBad = Annotated[
 Device = Annotated[
     Optional[str],
     typer.Option(
-        "--device", help="cpu, cuda or cuda:N [default: cuda when available, else cpu].",
+        "--device", help="cpu, cuda or cuda:N \\[default: cuda when available, else cpu].",
         show_default=False, autocompletion=complete_device, rich_help_panel=COMPUTE,
     ),
 ]
@@ -126,7 +126,7 @@ BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per 
 Workers = Annotated[
     Optional[int],
     typer.Option(
-        "--workers", min=0, help="DataLoader worker processes for decoding [default: 1 on CPU, up to 8 with a GPU].",
+        "--workers", min=0, help="DataLoader worker processes for decoding \\[default: 1 on CPU, up to 8 with a GPU].",
         show_default=False, rich_help_panel=COMPUTE,
     ),
 ]

@@ -33,7 +33,7 @@ COMMANDS = ("synthetic", "realworld", "causal3dident", "downstream")
 def report(
     results: Annotated[
         Optional[list[Path]],
-        typer.Option("--results", help="Folder(s) of result files (repeatable) [default: <cache>/results].",
+        typer.Option("--results", help="Folder(s) of result files (repeatable) \\[default: <cache>/results].",
                      show_default=False, rich_help_panel=o.RUN),
     ] = None,
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Only these models (repeatable).",

@@ -47,13 +47,13 @@ def synthetic(
     ],
     k: Annotated[
         Optional[int],
-        typer.Option("--k", min=1, help="Coarsen each grid to about k parameter values [default: the paper's, 256 for most].",
+        typer.Option("--k", min=1, help="Coarsen each grid to about k parameter values \\[default: the paper's, 256 for most].",
                      show_default=False, rich_help_panel=o.RUN),
     ] = None,
     data: Annotated[
         Optional[str],
         typer.Option("--data", help="Statistics pool and image source: an image folder (class/*.jpg or flat), "
-                     "or 'demo' for the built-in pool [default: <data-root>/imagenet/val].",
+                     "or 'demo' for the built-in pool \\[default: <data-root>/imagenet/val].",
                      show_default=False, autocompletion=o.complete_data, rich_help_panel=o.DATA),
     ] = None,
     num_images: Annotated[

@@ -47,9 +47,10 @@ def resolve_pool(
         root = paths.imagenet_val(data_root)
         hint = (
             f"Expected the ILSVRC2012 validation images there ({root}/<wnid>/"
-            "ILSVRC2012_val_XXXXXXXX.JPEG; set the data root with --data-root or "
-            "SSLINV_DATA_ROOT), or pass --data PATH for any image folder, or --data demo "
-            "for the built-in demo pool."
+            "ILSVRC2012_val_XXXXXXXX.JPEG). Run: sslinv fetch-data imagenet --from DIR "
+            "(DIR holding ILSVRC2012_img_val.tar and the devkit), or set the data root with "
+            "--data-root / SSLINV_DATA_ROOT, or pass --data PATH for any image folder, or "
+            "--data demo for the built-in demo pool."
         )
         return scan_pool(root, name="imagenet-val", hint=hint)
     return scan_pool(Path(data), hint="Pass --data PATH with an image folder, or --data demo.")

@@ -7,6 +7,13 @@ changed checkpoint is a different model and never reuses stale statistics.
 Resolution of one member, first match wins: a registered model name; a file
 ``<cache>/checkpoints/<name>.pth.tar`` (models trained by the user); a path to a file.
 A spec containing ``+`` that is not itself a name or an existing path is a fusion.
+
+Zoo models (kind ``download``) go through :func:`fetch_weights`: downloaded once with
+``sslinv.fetch.download`` (resumable, retried, checked against the published hash or the
+sha256 recorded at the first download; ``SSLINV_MIRROR`` applies), converted once to a
+backbone-only state dict ``<cache>/weights/<name>.backbone.pth`` whose JSON sidecar
+records the source URL, its sha256 and layout, and loaded from there afterwards. The
+identity's ``sha256`` is that of the downloaded file, as published.
 """
 
 from __future__ import annotations
@@ -20,14 +27,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslinv.cache import atomic_path, lock
+from sslinv.cache import atomic_path, lock, read_json, sidecar, write_json
 from sslinv.errors import CheckpointError, UnknownNameError, UsageError
-from sslinv.models.checkpoints import build_backbone, load_checkpoint
+from sslinv.models.checkpoints import (
+    LoadedCheckpoint,
+    _check_fit,
+    _torch_load,
+    build_backbone,
+    load_checkpoint,
+)
 from sslinv.models.features import FeatureModel, FusedModel
 from sslinv.models.resnet import ARCHS
 from sslinv.models.zoo import (
     CHECKPOINT_SUFFIX,
     MODELS,
+    UNSUPPORTED,
     ModelRecord,
     check_fuse,
     check_layer,
@@ -37,7 +51,15 @@ from sslinv.models.zoo import (
 from sslinv.paths import checkpoint_path, weights_dir
 from sslinv.registry import did_you_mean
 
-__all__ = ["load_model", "load_backbone", "random_backbone", "resolve_member", "state_dict_sha256"]
+__all__ = [
+    "converted_path",
+    "fetch_weights",
+    "load_backbone",
+    "load_model",
+    "random_backbone",
+    "resolve_member",
+    "state_dict_sha256",
+]
 
 
 @dataclass(frozen=True)
@@ -130,6 +152,8 @@ def _check_known(name: str, cache: Path) -> None:
     """Raise UnknownNameError unless ``name`` is a model name, a named checkpoint or a path."""
     if name in MODELS or checkpoint_path(cache, name).is_file() or Path(name).expanduser().exists():
         return
+    if name in UNSUPPORTED:
+        raise CheckpointError(f"Model {name!r} is not supported: {UNSUPPORTED[name]}")
     raise _unknown(name, cache)
 
 
@@ -219,36 +243,212 @@ def _file_member(
 
 
 def _download_member(record: ModelRecord, cache: Path) -> _Member:
-    assert record.url and record.filename
-    dest = weights_dir(cache) / record.filename
-    if not dest.is_file():
-        _download(record, dest)
-    member = _file_member(record.name, dest, record, source=record.url)
-    sha = member.info["sha256"]
-    expected = record.sha256 or record.hash_prefix
-    if expected and not sha.startswith(expected):
-        warnings.warn(
-            f"{dest} has sha256 {sha[:12]}..., not the published {expected}...; using it "
-            f"anyway. Delete it to download {record.url} again.",
-            stacklevel=2,
-        )
-    return member
-
-
-def _download(record: ModelRecord, dest: Path) -> None:
-    import torch.hub
-
+    info = fetch_weights(record.name, cache)
     try:
-        with lock(dest):  # a second process waits, then finds the file
-            if dest.is_file():
-                return
-            with atomic_path(dest) as tmp:
-                torch.hub.download_url_to_file(
-                    record.url, str(tmp), hash_prefix=record.hash_prefix, progress=True
+        ckpt = _load_converted(Path(info["path"]))
+    except CheckpointError:  # a damaged converted file: convert again from the download
+        converted_path(cache, record.name).unlink(missing_ok=True)
+        info = fetch_weights(record.name, cache)
+        ckpt = _load_converted(Path(info["path"]))
+    if ckpt.arch != record.arch:
+        warnings.warn(
+            f"{info['file']['path']} holds a {ckpt.arch}, but the published {record.name!r} model "
+            f"is a {record.arch}; using the file as it is.",
+            stacklevel=3,
+        )
+    return _Member(build_backbone(ckpt), {
+        "name": record.name,
+        "arch": ckpt.arch,
+        "source": info["file"]["source"],
+        "sha256": info["file"]["sha256"],
+        "layout": ckpt.layout,
+    })
+
+
+# ------------------------------------------------------------------------- model zoo
+
+CONVERTED_FORMAT = 1
+
+
+def converted_path(cache: Path, name: str) -> Path:
+    """``<cache>/weights/<name>.backbone.pth``: a zoo model's backbone, converted once."""
+    return weights_dir(Path(cache)) / f"{name}.backbone.pth"
+
+
+def _zoo_record(name: str) -> ModelRecord:
+    if name in UNSUPPORTED:
+        raise CheckpointError(f"Model {name!r} is not supported: {UNSUPPORTED[name]}")
+    record = MODELS.get(name)
+    if record.kind != "download":
+        downloadable = [n for n, r in MODELS.items() if r.kind == "download"]
+        raise UsageError(
+            f"Model {name!r} has nothing to download ({record.kind} model). Downloadable "
+            f"models: {', '.join(downloadable)}."
+        )
+    return record
+
+
+def _fresh_conversion(converted: Path, raw: Path) -> dict[str, Any] | None:
+    """The sidecar of an up-to-date conversion (the download unchanged since), else None."""
+    side = sidecar(converted)
+    if not (converted.is_file() and side.is_file()):
+        return None
+    try:
+        meta = read_json(side)
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != CONVERTED_FORMAT:
+        return None
+    if raw.is_file():
+        st = raw.stat()
+        if (meta.get("source_size"), meta.get("source_mtime_ns")) != (st.st_size, st.st_mtime_ns):
+            return None
+    return meta
+
+
+def fetch_weights(
+    name: str,
+    cache: Path | str,
+    *,
+    reporter=None,
+    urls: tuple[str, ...] | None = None,
+    expected: dict[str, str] | None = None,
+    mirror: str | None = None,
+    trust: bool = False,
+    force: bool = False,
+    retries: int = 4,
+    timeout: float = 60.0,
+    backoff: float = 1.0,
+) -> dict[str, Any]:
+    """Download (if needed), verify and convert a zoo model once; describe the result.
+
+    The download goes to ``<cache>/weights/<filename>`` (resumable, retried, checked
+    against the published md5/sha256 prefix, or the sha256 recorded at the first
+    download); the backbone is saved as ``<cache>/weights/<name>.backbone.pth`` with a
+    JSON sidecar holding the source URL, its sha256 and layout. A file placed there by
+    hand is used as it is (a warning says when it differs from the published hash).
+    ``urls``/``expected`` override the record's (a manifest), ``mirror`` rewrites the URLs
+    (default: ``SSLINV_MIRROR``), ``trust`` skips the checksum and records the new sha256.
+    """
+    from sslinv import paths
+    from sslinv.fetch.download import download, hash_file, mismatches, normalise_expected
+    from sslinv.fetch.errors import ChecksumError, FetchError
+    from sslinv.fetch.install import RecordedHashes, recorded_hashes_path
+    from sslinv.fetch.manifest import mirror_url
+    from sslinv.fetch.progress import NullReporter
+
+    record = _zoo_record(name)
+    cache = Path(cache)
+    reporter = reporter or NullReporter()
+    assert record.url and record.filename
+    raw = weights_dir(cache) / record.filename
+    converted = converted_path(cache, name)
+    recorded = RecordedHashes(recorded_hashes_path(cache))
+    key = f"model/{name}/{record.filename}"
+
+    with lock(converted):
+        if force:
+            raw.unlink(missing_ok=True)
+            converted.unlink(missing_ok=True)
+        meta = _fresh_conversion(converted, raw)
+        if meta is not None:
+            return _weights_info(converted, meta, "cached", raw)
+
+        # -- download -----------------------------------------------------------------
+        if expected:
+            want, check = normalise_expected(expected), "given"
+        elif trust:
+            want, check = {}, "trusted (--trust)"
+        elif record.checksums:
+            want, check = normalise_expected(record.checksums), "published " + "+".join(record.checksums)
+        elif (rec := recorded.get(key)) is not None:
+            want, check = {"sha256": rec["sha256"]}, "sha256 recorded " + str(rec.get("recorded", ""))[:10]
+        else:
+            want, check = {}, "none published"
+        downloaded = False
+        if not raw.is_file():
+            sources = tuple(urls) if urls else (record.url,)
+            base = mirror if mirror is not None else paths.mirror()
+            if base and not urls:
+                sources = tuple(mirror_url(u, base) for u in sources)
+            try:
+                got = download(sources, raw, expected=want, reporter=reporter, retries=retries,
+                               timeout=timeout, backoff=backoff, description=f"{name}: {record.filename}")
+            except ChecksumError:
+                raise
+            except FetchError as e:
+                why = "; ".join(getattr(e, "failures", None) or [str(e)])
+                raise CheckpointError(
+                    f"Downloading the {name!r} weights from {sources[0]} failed ({why}). Check the "
+                    "network connection and retry (a partial download is resumed), point "
+                    f"SSLINV_MIRROR at a copy, or download the file yourself and place it at {raw}."
+                ) from e
+            downloaded = True
+            if not want:
+                recorded.put(key, got.digests["sha256"], got.size, got.url)
+                reporter.info(
+                    f"{name}: {record.filename} has no published checksum; its sha256 is "
+                    f"{got.digests['sha256']}. Recorded in {recorded.path}: later downloads must match it."
                 )
-    except Exception as e:
-        raise CheckpointError(
-            f"Downloading the {record.name!r} weights from {record.url} failed "
-            f"({type(e).__name__}: {e}). Check the network connection and retry, or "
-            f"download the file yourself and place it at {dest}."
-        ) from e
+                check = "sha256 recorded now"
+
+        # -- convert ------------------------------------------------------------------
+        ckpt = load_checkpoint(raw)
+        source = record.url if not urls else urls[0]
+        if not downloaded and want:
+            digests = hash_file(raw, ["sha256", *(a for a in want if a != "sha256")], reporter,
+                                f"verifying {raw.name}")
+            bad = mismatches(digests, want)
+            if bad:
+                algo, exp, got_hex = bad[0]
+                warnings.warn(
+                    f"{raw} has {algo} {got_hex[:12]}..., not the published {exp}...; using it "
+                    f"anyway. Delete it to download {record.url} again.",
+                    stacklevel=3,
+                )
+                check = f"{algo} differs from the published one"
+        st = raw.stat()
+        meta = {
+            "format": CONVERTED_FORMAT,
+            "name": name,
+            "arch": ckpt.arch,
+            "layout": ckpt.layout,
+            "source_url": source,
+            "source_file": str(raw),
+            "source_sha256": ckpt.sha256,
+            "source_size": st.st_size,
+            "source_mtime_ns": st.st_mtime_ns,
+            "check": check,
+        }
+        with atomic_path(converted) as tmp:
+            torch.save({"arch": ckpt.arch, "state_dict": ckpt.state_dict, "layout": ckpt.layout,
+                        "source_sha256": ckpt.sha256}, tmp)
+        write_json(sidecar(converted), meta)
+        return _weights_info(converted, meta, "downloaded" if downloaded else "converted", raw)
+
+
+def _weights_info(converted: Path, meta: dict[str, Any], status: str, raw: Path) -> dict[str, Any]:
+    return {
+        "status": status,
+        "path": str(converted),
+        "file": {
+            "file": Path(meta.get("source_file", raw)).name,
+            "path": str(raw),
+            "source": meta["source_url"],
+            "sha256": meta["source_sha256"],
+            "size": meta.get("source_size"),
+            "check": meta.get("check", ""),
+        },
+        "arch": meta["arch"],
+        "layout": meta["layout"],
+    }
+
+
+def _load_converted(path: Path) -> LoadedCheckpoint:
+    """A converted zoo file: ``{'arch', 'state_dict', 'layout', 'source_sha256'}``."""
+    obj = _torch_load(path)
+    if not (isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and obj.get("arch") in ARCHS):
+        raise CheckpointError(f"{path} is not a converted sslinv zoo file; delete it to convert again.")
+    _check_fit(obj["state_dict"], obj["arch"], path, "converted file")
+    return LoadedCheckpoint(obj["arch"], obj["state_dict"], str(obj.get("layout", "torchvision")),
+                            str(obj.get("source_sha256", "")), "checkpoint's arch string")

@@ -8,11 +8,22 @@ Remote artifacts are data: each record carries what the loaders, the error messa
 and the tests need (kind, architecture, url, hash). Kinds:
 
 - ``random``: a seeded random initialisation of ``arch`` (identical on every call);
-- ``download``: public weights fetched once into ``<cache>/weights/<filename>``;
+- ``download``: public weights (the zoo of published ResNet-50s: torchvision supervised,
+  MoCo v1/v2, SwAV, DeepCluster-v2, SeLa-v2, InfoMin, InsDis, PIRL, PCL v1/v2, Barlow
+  Twins, DINO, VICReg), fetched on first use (or with ``sslinv fetch-data --model NAME``)
+  into ``<cache>/weights/<filename>``, verified, and converted once to a plain backbone
+  state dict ``<cache>/weights/<name>.backbone.pth`` with the source URL and sha256
+  recorded beside it (``sslinv.models.load.fetch_weights``);
 - ``checkpoint``: the paper's MoCo v2 models, read from
   ``<cache>/checkpoints/<name>.pth.tar`` (copied there, or written by
   ``sslinv pretrain --model NAME``). Any other ``<cache>/checkpoints/<name>.pth.tar``
   is also loadable by its name.
+
+Published models that need a framework sslinv does not depend on are listed in
+``UNSUPPORTED`` with the reason (``--model simclr-v1`` explains it), not half-supported.
+Facts (URLs, key prefixes, published hash prefixes) are from ``shared/spec/models.md``:
+the ssl-transfer download script, the MoCo README (md5 prefixes), torch hub
+configurations (sha256 prefixes in file names).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ __all__ = [
     "FUSE_MODES",
     "LAYERS",
     "MODELS",
+    "UNSUPPORTED",
     "ModelRecord",
     "check_fuse",
     "check_layer",
@@ -56,6 +68,15 @@ class ModelRecord:
     hash_prefix: str | None = None  # first hex digits of the file's sha256
     sha256: str | None = None  # the full sha256, once confirmed
     seed: int | None = None  # kind "random"
+    md5_prefix: str | None = None  # first hex digits of the file's md5 (MoCo README)
+    key_prefix: str | None = None  # state-dict prefix of the backbone (found automatically)
+    source: str = ""  # where the facts come from
+
+    @property
+    def checksums(self) -> dict[str, str]:
+        """Published digests (full or prefix) by algorithm."""
+        out = {"sha256": self.sha256 or self.hash_prefix, "md5": self.md5_prefix}
+        return {k: v for k, v in out.items() if v}
 
 
 MODELS: Registry[ModelRecord] = Registry("model")
@@ -80,6 +101,82 @@ _add(ModelRecord(
     filename="resnet50-0676ba61.pth",
     hash_prefix="0676ba61",
 ))
+
+_FB = "https://dl.fbaipublicfiles.com"
+_DROPBOX = "https://www.dropbox.com/sh/87d24jqsl6ra7t2"
+_PCL = "https://storage.googleapis.com/sfr-pcl-data-research/PCL_checkpoint"
+_SSL_TRANSFER = "linusericsson/ssl-transfer download_and_prepare_models.py"
+# (name, description, url, file name under <cache>/weights, extra fields)
+_ZOO: tuple[tuple[str, str, str, str, dict], ...] = (
+    ("moco-v1", "MoCo v1 ResNet-50, 200 epochs (linear top-1 60.6)",
+     f"{_FB}/moco/moco_checkpoints/moco_v1_200ep/moco_v1_200ep_pretrain.pth.tar", "moco_v1_200ep_pretrain.pth.tar",
+     {"md5_prefix": "b251726a", "key_prefix": "module.encoder_q.", "source": "ssl-transfer; MoCo README (md5)"}),
+    ("moco-v2", "MoCo v2 ResNet-50, 800 epochs (linear top-1 71.1)",
+     f"{_FB}/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar", "moco_v2_800ep_pretrain.pth.tar",
+     {"md5_prefix": "a04e12f8", "key_prefix": "module.encoder_q.", "source": "ssl-transfer; MoCo README (md5)"}),
+    ("moco-v2-200ep", "MoCo v2 ResNet-50, 200 epochs (67.7): the recipe of the paper's own models",
+     f"{_FB}/moco/moco_checkpoints/moco_v2_200ep/moco_v2_200ep_pretrain.pth.tar", "moco_v2_200ep_pretrain.pth.tar",
+     {"md5_prefix": "59fd9945", "key_prefix": "module.encoder_q.", "source": "MoCo README (URL, md5)"}),
+    ("swav", "SwAV ResNet-50, 800 epochs",
+     f"{_FB}/deepcluster/swav_800ep_pretrain.pth.tar", "swav_800ep_pretrain.pth.tar",
+     {"key_prefix": "module.", "source": _SSL_TRANSFER}),
+    ("deepcluster-v2", "DeepCluster-v2 ResNet-50, 800 epochs",
+     f"{_FB}/deepcluster/deepclusterv2_800ep_pretrain.pth.tar", "deepclusterv2_800ep_pretrain.pth.tar",
+     {"key_prefix": "module.", "source": _SSL_TRANSFER}),
+    ("sela-v2", "SeLa-v2 ResNet-50, 400 epochs",
+     f"{_FB}/deepcluster/selav2_400ep_pretrain.pth.tar", "selav2_400ep_pretrain.pth.tar",
+     {"key_prefix": "module.", "source": _SSL_TRANSFER}),
+    ("infomin", "InfoMin ResNet-50, 800 epochs (PyContrast)",
+     f"{_DROPBOX}/AAAzMTynP3Qc8mIE4XWkgILUa/InfoMin_800.pth?dl=1", "InfoMin_800.pth",
+     {"key_prefix": "module.encoder.", "source": _SSL_TRANSFER}),
+    ("insdis", "Instance Discrimination ResNet-50 (PyContrast)",
+     f"{_DROPBOX}/AACcsSIt1_Njv7GsmsuzZ6Sta/InsDis.pth?dl=1", "InsDis.pth",
+     {"key_prefix": "module.encoder.", "source": _SSL_TRANSFER}),
+    ("pirl", "PIRL ResNet-50 (PyContrast; the jigsaw stream is dropped)",
+     f"{_DROPBOX}/AADN4jKnvTI0U5oT6hTmQZz8a/PIRL.pth?dl=1", "PIRL.pth",
+     {"key_prefix": "module.encoder.", "source": _SSL_TRANSFER}),
+    ("pcl-v1", "PCL v1 ResNet-50, 200 epochs",
+     f"{_PCL}/PCL_v1_epoch200.pth.tar", "PCL_v1_epoch200.pth.tar",
+     {"key_prefix": "module.encoder_q.", "source": _SSL_TRANSFER}),
+    ("pcl-v2", "PCL v2 ResNet-50, 200 epochs",
+     f"{_PCL}/PCL_v2_epoch200.pth.tar", "PCL_v2_epoch200.pth.tar",
+     {"key_prefix": "module.encoder_q.", "source": _SSL_TRANSFER}),
+    ("barlowtwins", "Barlow Twins ResNet-50, 1000 epochs (backbone only)",
+     f"{_FB}/barlowtwins/ep1000_bs2048_lrw0.2_lrb0.0048_lambd0.0051/resnet50.pth", "barlowtwins-resnet50.pth",
+     {"hash_prefix": "cf015f40cc", "key_prefix": "",
+      "source": "facebookresearch/barlowtwins hubconf.py (URL); a hub cache name (sha256 prefix)"}),
+    ("dino-resnet50", "DINO ResNet-50 (backbone only)",
+     f"{_FB}/dino/dino_resnet50_pretrain/dino_resnet50_pretrain.pth", "dino_resnet50_pretrain.pth",
+     {"key_prefix": "", "source": "facebookresearch/dino hubconf / README (URL)"}),
+    ("vicreg", "VICReg ResNet-50 (backbone only)",
+     f"{_FB}/vicreg/resnet50.pth", "vicreg-resnet50.pth",
+     {"sha256": "c843e7652491ff2f712734619fd74d85e5e92ac902615665ad3fd50dc6ada591", "key_prefix": "",
+      "source": "facebookresearch/vicreg hubconf.py (URL); hub cache name and a weights table (sha256)"}),
+)
+for _name, _what, _url, _file, _extra in _ZOO:
+    _add(ModelRecord(_name, "download", "resnet50", _what, url=_url, filename=_file, **_extra))
+
+#: Published models sslinv lists but cannot load, with the reason (``--model NAME`` says it).
+UNSUPPORTED: dict[str, str] = {
+    "simclr-v1": (
+        "the SimCLR v1 release is a TensorFlow checkpoint; converting it needs TensorFlow, "
+        "which sslinv does not depend on. Convert it with the SimCLR repository's converter "
+        "and pass the resulting PyTorch file as --model PATH."
+    ),
+    "simclr-v2": (
+        "the SimCLR v2 release is a TensorFlow checkpoint; converting it needs TensorFlow, "
+        "which sslinv does not depend on. Convert it (e.g. with simclrv2-pytorch) and pass "
+        "the resulting PyTorch file as --model PATH."
+    ),
+    "byol": (
+        "the BYOL release (pretrain_res50x1.pkl) is a pickled JAX/Haiku experiment state: "
+        "reading it needs Python's unpickler with the JAX classes (it can run arbitrary code; "
+        "sslinv only loads checkpoints with torch.load(weights_only=True)) and a hand-made "
+        "layer mapping. Convert it with ssl-transfer's download_and_prepare_models.py and "
+        "pass the resulting .pth file as --model PATH."
+    ),
+}
+
 for _name, _arch, _what in (
     ("default", "resnet50", "MoCo v2 ResNet-50 trained with the default MoCo v2 augmentations"),
     ("ventral", "resnet50", "MoCo v2 ResNet-50 trained with the paper's 'ventral' augmentations"),

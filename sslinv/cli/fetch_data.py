@@ -1,0 +1,346 @@
+"""`sslinv fetch-data`: verified, resumable, safe downloads of the datasets and the model zoo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from sslinv.cli import options as o
+from sslinv.cli.output import handle_errors, print_json, stderr, stdout
+
+FETCH = "Fetch"
+SOURCES = "Sources and checksums"
+
+
+def complete_dataset(incomplete: str) -> list[str]:
+    from sslinv.fetch.records import DATASETS
+
+    return [n for n in DATASETS.names() if n.lower().startswith(incomplete.lower())]
+
+
+def complete_zoo_model(incomplete: str) -> list[str]:
+    from sslinv.models.zoo import MODELS
+
+    names = ["all", *(n for n, r in MODELS.items() if r.kind == "download")]
+    return [n for n in names if n.startswith(incomplete)]
+
+
+class RichFetchReporter:
+    """Progress bars on stderr: bytes, speed and ETA for downloads, files for copies."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.progress = None
+
+    def _start(self):
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import DownloadColumn, MofNCompleteColumn, TransferSpeedColumn
+        from rich.text import Text
+
+        class Amount(ProgressColumn):
+            def render(self, task):
+                unit = task.fields.get("unit", "bytes")
+                return (DownloadColumn() if unit == "bytes" else MofNCompleteColumn()).render(task)
+
+        class Speed(ProgressColumn):
+            def render(self, task):
+                if task.fields.get("unit", "bytes") == "bytes":
+                    return TransferSpeedColumn().render(task)
+                return Text("")
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), Amount(), Speed(), TimeRemainingColumn(),
+            console=stderr, transient=False,
+        )
+        self.progress.start()
+        return self.progress
+
+    def bar(self, description: str, total: int | None, unit: str = "bytes", completed: int = 0):
+        from sslinv.fetch.progress import NullReporter
+
+        if not self.enabled:
+            return NullReporter().bar(description, total, unit, completed)
+        progress = self.progress or self._start()
+        task_id = progress.add_task(description, total=total, completed=completed, unit=unit)
+
+        class Bar:
+            def advance(self, n: int) -> None:
+                progress.advance(task_id, n)
+
+            def reset(self, completed: int, total: int | None) -> None:
+                progress.update(task_id, completed=completed, total=total)
+
+            def close(self) -> None:
+                task = progress.tasks[[t.id for t in progress.tasks].index(task_id)]
+                if task.total is None:
+                    progress.update(task_id, total=task.completed)
+                progress.stop_task(task_id)
+
+        return Bar()
+
+    def info(self, message: str) -> None:
+        if self.enabled:
+            stderr.print(message, highlight=False, markup=False)
+
+    def warn(self, message: str) -> None:
+        if self.enabled:
+            stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+@handle_errors()
+def fetch_data(
+    names: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Datasets to fetch (case-insensitive): imagenet, CIFAR10, Caltech101, Flowers, CelebA, "
+            "300W, LeedsSportsPose, COIL100, ALOI, ALOT, DaLI, ExposureErrors, Flickr1024, RealBlur, "
+            "Causal3DIdent.",
+            autocompletion=complete_dataset, show_default=False,
+        ),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Fetch every dataset (manual ones print what to do).",
+                                       rich_help_panel=FETCH)] = False,
+    list_: Annotated[bool, typer.Option("--list", help="Show every dataset and zoo model: size, licence, "
+                                        "whether it is present and verified, whether it needs a manual "
+                                        "download. Makes no network request.", rich_help_panel=FETCH)] = False,
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option("--model", "-m", help="A zoo model to download, verify and convert now (repeatable; "
+                     "'all' for every one). Models are otherwise fetched on first use by any command.",
+                     autocompletion=complete_zoo_model, rich_help_panel=FETCH, show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even if the dataset is verified; replace "
+                                        "an incomplete folder.", rich_help_panel=FETCH)] = False,
+    keep_downloads: Annotated[bool, typer.Option("--keep-downloads", help="Keep the downloaded archives "
+                                                 "(in <data-root>/.sslinv-fetch/downloads) after unpacking.",
+                                                 rich_help_panel=FETCH)] = False,
+    from_: Annotated[
+        Optional[list[Path]],
+        typer.Option("--from", help="Use these local files or folders instead of downloading (repeatable): "
+                     "the archives, a folder holding them, or an unpacked folder. Needed for imagenet.",
+                     rich_help_panel=SOURCES, show_default=False),
+    ] = None,
+    mirror: Annotated[
+        Optional[str],
+        typer.Option("--mirror", help="A base URL that replaces the host of every download URL (a lab "
+                     "mirror) \\[default: $SSLINV_MIRROR, else the official URLs].",
+                     rich_help_panel=SOURCES, show_default=False),
+    ] = None,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Option("--manifest", help='A JSON or TOML file of URL/checksum overrides, e.g. '
+                     '{"COIL100": {"url": "http://host/coil-100.zip", "sha256": "..."}}.',
+                     rich_help_panel=SOURCES, show_default=False),
+    ] = None,
+    sha256: Annotated[
+        Optional[list[str]],
+        typer.Option("--sha256", help="Require this sha256 (HEX, or FILE=HEX for one file of a dataset), "
+                     "overriding the published or recorded one.", rich_help_panel=SOURCES, show_default=False),
+    ] = None,
+    trust: Annotated[bool, typer.Option("--trust", help="Accept the files whatever their checksum, and "
+                                        "record their sha256 for next time.", rich_help_panel=SOURCES)] = False,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries per URL after transient errors "
+                                         "(with exponential backoff; progress resets the count).",
+                                         rich_help_panel=SOURCES)] = 4,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for a server before "
+                                           "retrying.", rich_help_panel=SOURCES)] = 60.0,
+    json_: o.Json = False,
+    verbose: o.Verbose = False,
+    cache_dir: o.CacheDir = None,
+    data_root: o.DataRoot = None,
+) -> None:
+    """Download, verify and unpack the datasets and public checkpoints sslinv reads.
+
+    Each file is checked against its published checksum (or the sha256 recorded at its first download), unpacked safely into a staging folder, arranged as the loaders read it, checked by the loader, and only then put in place under <data-root>/<NAME>. Interrupted downloads resume; a dataset already verified is not downloaded again.
+
+    Examples: sslinv fetch-data COIL100 ALOI | sslinv fetch-data --list | sslinv fetch-data imagenet --from ~/Downloads | sslinv fetch-data --model moco-v2
+    """
+    # -- config -------------------------------------------------------------------------
+    from sslinv import paths
+    from sslinv.errors import UsageError
+    from sslinv.fetch.install import FetchConfig, resolve_names, run
+
+    cache = paths.cache_dir(cache_dir)
+    root = paths.data_root(data_root, cache)
+    base = paths.mirror(mirror)
+    if list_:
+        render_list(root, cache, base, manifest, json_)
+        return
+    records = resolve_names(names or [], all_)
+    models = _expand_models(model or [])
+    if not records and not models:
+        raise UsageError("Name a dataset (or --all), a --model, or use --list to see what is available.")
+    cfg = FetchConfig(
+        datasets=tuple(r.name for r in records),
+        models=tuple(models),
+        data_root=root,
+        cache_dir=cache,
+        sources=tuple(Path(p).expanduser() for p in (from_ or ())),
+        mirror=base,
+        manifest=manifest,
+        sha256=tuple(sha256 or ()),
+        trust=trust,
+        force=force,
+        keep_downloads=keep_downloads,
+        retries=retries,
+        timeout=timeout,
+    )
+    for src in cfg.sources:
+        if not src.exists():
+            raise UsageError(f"--from {src}: no such file or folder.")
+
+    # -- run ----------------------------------------------------------------------------
+    reporter = RichFetchReporter(enabled=True)
+    try:
+        outcomes = run(cfg, reporter)
+    finally:
+        reporter.close()
+
+    # -- render -------------------------------------------------------------------------
+    if json_:
+        print_json({"command": "fetch-data", "data_root": str(root), "results": [x.to_json() for x in outcomes]})
+    else:
+        render_outcomes(outcomes)
+    failed = [x for x in outcomes if x.status == "failed"]
+    if failed:
+        from sslinv.cli.output import error
+
+        for x in failed:
+            error(f"{x.name}: {x.message}")
+        raise typer.Exit(failed[0].exit_code or 1)
+
+
+def _expand_models(names: list[str]) -> list[str]:
+    from sslinv.errors import UsageError
+    from sslinv.models.zoo import MODELS, UNSUPPORTED
+
+    downloadable = [n for n, r in MODELS.items() if r.kind == "download"]
+    out: list[str] = []
+    for name in names:
+        for n in downloadable if name == "all" else [name]:
+            if n not in MODELS and n not in UNSUPPORTED:
+                MODELS.get(n)  # raises with did-you-mean
+            if n in MODELS and MODELS.get(n).kind != "download":
+                raise UsageError(
+                    f"Model {n!r} has nothing to download ({MODELS.get(n).kind} model). "
+                    f"Downloadable: {', '.join(downloadable)}."
+                )
+            if n not in out:
+                out.append(n)
+    return out
+
+
+# ------------------------------------------------------------------------------ render
+
+
+def render_outcomes(outcomes) -> None:
+    from rich.table import Table
+
+    from sslinv.fetch.progress import human_size
+
+    table = Table(title_justify="left", show_lines=False)
+    table.add_column("name")
+    table.add_column("status")
+    table.add_column("files (sha256, check)")
+    table.add_column("contents")
+    table.add_column("path", overflow="fold")
+    for x in outcomes:
+        files = "\n".join(
+            f"{f['file']}  {human_size(f.get('size'))}  {str(f.get('sha256') or '')[:12]}  ({f.get('check', '')})"
+            for f in x.files
+        )
+        counts = ", ".join(f"{k} {v:,}" for k, v in (x.counts or {}).items())
+        style = {"failed": "red", "installed": "green", "downloaded": "green", "converted": "green"}.get(x.status, "")
+        note = x.message if x.status != "failed" else "see the error below"
+        table.add_row(x.name, f"[{style}]{x.status}[/]" if style else x.status, files or f"[dim]{note}[/]",
+                      counts, x.path)
+    stdout.print(table)
+
+
+def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Path | None) -> dict[str, Any]:
+    from sslinv.fetch.install import dataset_status
+    from sslinv.fetch.manifest import load_manifest, mirror_url, with_mirror
+    from sslinv.fetch.records import DATASETS
+    from sslinv.models.zoo import MODELS, UNSUPPORTED
+    from sslinv.paths import weights_dir
+
+    manifest = load_manifest(manifest_path)
+    datasets = []
+    for name, record in DATASETS.items():
+        effective = manifest.apply(with_mirror(record, mirror))
+        status = dataset_status(record, root)
+        datasets.append({
+            "name": name,
+            "title": record.title,
+            "size": record.size,
+            "size_note": record.size_note,
+            "known_size": record.known_size,
+            "licence": record.licence,
+            "homepage": record.homepage,
+            "manual": not effective.automatic,
+            "instructions": record.manual or record.fallback or None,
+            "status": status["state"],
+            "detail": status["detail"],
+            "counts": status["counts"],
+            "path": status["path"],
+            "files": [
+                {"file": r.filename, "urls": list(r.urls), "size": r.size, "checksums": r.checksums}
+                for r in effective.resources
+            ],
+        })
+    models = []
+    for name, rec in MODELS.items():
+        if rec.kind != "download":
+            continue
+        converted = weights_dir(cache) / f"{name}.backbone.pth"
+        raw = weights_dir(cache) / (rec.filename or "")
+        state = "converted" if converted.is_file() else "downloaded" if raw.is_file() else "not downloaded"
+        override = manifest.models.get(name)
+        url = override.urls[0] if override and override.urls else (
+            mirror_url(rec.url, mirror) if mirror and rec.url else rec.url)
+        models.append({"name": name, "description": rec.description, "url": url, "status": state,
+                       "checksums": rec.checksums, "key_prefix": rec.key_prefix})
+    unsupported = [{"name": n, "reason": why} for n, why in UNSUPPORTED.items()]
+    return {"data_root": str(root), "datasets": datasets, "models": models, "unsupported_models": unsupported}
+
+
+def render_list(root: Path, cache: Path, mirror: str | None, manifest: Path | None, json_: bool) -> None:
+    from rich.table import Table
+
+    from sslinv.fetch.progress import human_size
+
+    payload = _list_payload(root, cache, mirror, manifest)
+    if json_:
+        print_json(payload)
+        return
+    colours = {"verified": "green", "present": "green", "unchecked": "yellow", "incomplete": "red", "missing": "dim"}
+    table = Table(title=f"Datasets under {root}", title_justify="left")
+    for col in ("dataset", "size", "status", "download", "licence"):
+        table.add_column(col, overflow="fold")
+    for d in payload["datasets"]:
+        size = (human_size(d["size"]) if d["size"] is not None else d["size_note"]
+                or (f">{human_size(d['known_size'])}" if d["known_size"] else "?"))
+        state = d["status"]
+        if d["counts"]:
+            state += " (" + ", ".join(f"{k} {v:,}" for k, v in d["counts"].items()) + ")"
+        table.add_row(d["name"], size, f"[{colours.get(d['status'], '')}]{state}[/]",
+                      "manual" if d["manual"] else "automatic", d["licence"])
+    stdout.print(table)
+    models = Table(title="Model zoo (fetched on first use, or with --model NAME)", title_justify="left")
+    for col in ("model", "status", "description"):
+        models.add_column(col, overflow="fold")
+    for m in payload["models"]:
+        models.add_row(m["name"], m["status"], m["description"])
+    stdout.print(models)
+    for u in payload["unsupported_models"]:
+        stdout.print(f"[dim]unsupported: {u['name']}: {u['reason']}[/]", highlight=False)
+    incomplete = [d for d in payload["datasets"] if d["status"] == "incomplete"]
+    for d in incomplete:
+        stdout.print(f"[red]{d['name']}[/]: {d['detail']}", highlight=False)
