@@ -9,6 +9,7 @@ import typer
 
 from sslinv import __version__
 from sslinv.cli.fetch_data import fetch_data
+from sslinv.cli.pretrain import pretrain
 from sslinv.cli.report import report
 from sslinv.cli.synthetic import synthetic
 
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command("synthetic", no_args_is_help=True)(synthetic)
 app.command("fetch-data", no_args_is_help=True)(fetch_data)
+app.command("pretrain", no_args_is_help=True)(pretrain)
 app.command("report")(report)
 
 

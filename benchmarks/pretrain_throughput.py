@@ -1,0 +1,192 @@
+"""Training throughput of `sslinv pretrain` against the bare encoder on the same batch.
+
+Three figures, measured in the same run on the same pre-made uint8 batch:
+
+- bare: forward + backward of the query encoder alone (ResNet + MLP head, train mode,
+  input normalised on the device as sslinv does; no optimiser) - the floor;
+- step: one full MoCo training step (``sslinv.pretrain.train.train_step``: query forward
+  and backward, momentum update, key shuffle and key forward, logits against the queue,
+  enqueue, SGD step) - what the training loop does per batch;
+- run (``--end-to-end``): a whole training epoch through ``sslinv.pretrain.train.run``
+  on the demo pool (decoding and augmenting both views in DataLoader workers,
+  checkpoint and log writing included).
+
+It prints images/s for each and the ratio step/bare (run/bare). MoCo does one extra
+forward pass (the key encoder) on top of forward+backward, so a step costs about 4/3
+of the bare pass: a ratio near 0.75 means no overhead beyond the method itself.
+
+On a GPU, ``--reference`` measures ResNet-50 at 224 px with 32 images per GPU (the
+reference's 256 over 8 GPUs), fp32 and bf16, and compares images/s per GPU with the
+MoCo reference's published time: 200 epochs of ImageNet (1,281,167 images) in 53 hours
+on 8 V100s, i.e. 168 images/s per V100.
+
+    python benchmarks/pretrain_throughput.py                       # CPU: ResNet-18, 64 px, batch 32
+    python benchmarks/pretrain_throughput.py --end-to-end          # plus one epoch on the demo pool
+    python benchmarks/pretrain_throughput.py --device cuda --reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+IMAGENET_TRAIN = 1_281_167
+REFERENCE_SECONDS = 53 * 3600  # facebookresearch/moco README: 200 epochs, 8 V100s
+REFERENCE_PER_GPU = IMAGENET_TRAIN * 200 / REFERENCE_SECONDS / 8
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_pair(fa, fb, device, steps: int, warmup: int) -> tuple[float, float]:
+    """Seconds per call of ``fa`` and ``fb`` (medians), timed alternately so that load
+    from other processes on a shared machine weighs on both alike."""
+    for _ in range(warmup):
+        fa()
+        fb()
+    _sync(device)
+    ta, tb = [], []
+    for _ in range(steps):
+        for fn, out in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            out.append(time.perf_counter() - t)
+    ta.sort()
+    tb.sort()
+    return ta[len(ta) // 2], tb[len(tb) // 2]
+
+
+def measure(arch: str, image_size: int, batch: int, precision: str, device_name: str, steps: int, warmup: int,
+            bn_splits: int | None, moco_k: int) -> dict:
+    import torch
+
+    from sslinv.distributed import World
+    from sslinv.features import autocast_dtype, resolve_device
+    from sslinv.pretrain.moco import MoCo, default_bn_splits, head_dim
+    from sslinv.pretrain.train import train_step
+
+    device = resolve_device(device_name, World())
+    dtype = autocast_dtype(precision)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    splits = bn_splits or default_bn_splits(batch, 1)
+    torch.manual_seed(0)
+    model = MoCo(arch, dim=head_dim(arch), K=moco_k, bn_splits=splits,
+                 channels_last=device.type == "cuda" and splits == 1)
+    if model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = model.to(device).train()
+    gen = torch.Generator().manual_seed(0)
+    im_q = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, generator=gen).to(device)
+    im_k = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, generator=gen).to(device)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    encoder = model.encoder_q
+
+    def bare():
+        with autocast():
+            out = encoder(model._prep(im_q))
+        out.float().square().mean().backward()
+        encoder.zero_grad(set_to_none=True)
+
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.03, momentum=0.9, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+
+    def step():
+        train_step(model, optimizer, scaler, im_q, im_k, dtype)
+
+    t_bare, t_step = _timed_pair(bare, step, device, steps, warmup)
+    return {
+        "arch": arch, "image_size": image_size, "batch": batch, "precision": precision, "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "bn_splits": splits, "bare_images_per_s": batch / t_bare, "step_images_per_s": batch / t_step,
+        "ratio_step_to_bare": t_bare / t_step,
+    }
+
+
+def end_to_end(arch: str, image_size: int, batch: int, precision: str, device_name: str, workers: int | None) -> dict:
+    from sslinv import paths
+    from sslinv.data.demo import ensure_demo_pool
+    from sslinv.pretrain import augment
+    from sslinv.pretrain.train import PretrainConfig, read_log, run
+
+    pool = ensure_demo_pool(paths.cache_dir())  # the user's demo pool, painted once
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp)  # checkpoints and log of this throw-away run
+        cfg = PretrainConfig(
+            name="bench", augment=list(augment.PRESETS["default"].augment), arch=arch, cache_dir=cache,
+            data_root=cache / "data", preset="default", data=str(pool), epochs=2, batch_size=batch,
+            moco_k=max(batch, 256 // batch * batch), image_size=image_size, workers=workers, device=device_name,
+            precision=precision, log_every_steps=0,
+        )
+        result = run(cfg)
+        epochs = [r for r in read_log(result.log) if r["event"] == "epoch"]
+    # The second epoch: workers already running, no first-call overheads.
+    return {"run_images_per_s": epochs[-1]["images_per_s"], "run_epoch_seconds": epochs[-1]["seconds"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32, help="images per process")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--device", default=None)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--bn-splits", type=int, default=None)
+    p.add_argument("--moco-k", type=int, default=65536)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--end-to-end", action="store_true", help="also time a training run on the demo pool")
+    p.add_argument("--reference", action="store_true",
+                   help="GPU: ResNet-50, 224 px, 32 images per GPU, fp32 and bf16, against MoCo's 53 h / 8 V100")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    rows = []
+    if args.reference:
+        for precision in ("fp32", "bf16"):
+            r = measure("resnet50", 224, 32, precision, args.device or "cuda", args.steps, args.warmup, 1, 65536)
+            r["vs_reference_per_v100"] = r["step_images_per_s"] / REFERENCE_PER_GPU
+            r["hours_for_200_epochs_on_8"] = IMAGENET_TRAIN * 200 / (8 * r["step_images_per_s"]) / 3600
+            rows.append(r)
+    else:
+        r = measure(args.arch, args.image_size, args.batch_size, args.precision, args.device, args.steps,
+                    args.warmup, args.bn_splits, args.moco_k)
+        if args.end_to_end:
+            r.update(end_to_end(args.arch, args.image_size, args.batch_size, args.precision, args.device, args.workers))
+            r["ratio_run_to_bare"] = r["run_images_per_s"] / r["bare_images_per_s"]
+        rows.append(r)
+
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        where = r["gpu"] or r["device"]
+        print(f"{r['arch']} {r['image_size']}px, batch {r['batch']}, {r['precision']}, BN groups {r['bn_splits']}, "
+              f"on {where}")
+        print(f"  bare encoder forward+backward : {r['bare_images_per_s']:9.1f} images/s")
+        print(f"  MoCo training step            : {r['step_images_per_s']:9.1f} images/s   "
+              f"ratio step/bare {r['ratio_step_to_bare']:.3f} (method's own cost: about 0.75)")
+        if "run_images_per_s" in r:
+            print(f"  training run (data included)  : {r['run_images_per_s']:9.1f} images/s   "
+                  f"ratio run/bare {r['ratio_run_to_bare']:.3f}")
+        if "vs_reference_per_v100" in r:
+            print(f"  MoCo reference: {REFERENCE_PER_GPU:.0f} images/s per V100 (53 h for 200 epochs on 8); "
+                  f"this GPU: {r['vs_reference_per_v100']:.2f}x, 200 epochs on 8 such GPUs in about "
+                  f"{r['hours_for_200_epochs_on_8']:.1f} h (model compute only; data loading not included)")
+
+
+if __name__ == "__main__":
+    main()

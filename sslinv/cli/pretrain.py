@@ -1,0 +1,353 @@
+"""`sslinv pretrain`: MoCo v2 with the paper's augmentation presets, one process per GPU."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from sslinv.cli import options as o
+from sslinv.cli.output import handle_errors, is_main_rank, print_json, stderr, stdout
+
+#: Torch-free copies for completion and help; tests/test_pretrain.py checks them against
+#: sslinv.pretrain.augment.
+PRESET_NAMES = ("default", "ventral", "dorsal", "default_w3")
+ARCH_NAMES = ("resnet18", "resnet50", "resnet50w3")
+TRAIN = "Training"
+
+
+def complete_preset(incomplete: str) -> list[str]:
+    return [n for n in PRESET_NAMES if n.startswith(incomplete)]
+
+
+def complete_arch(incomplete: str) -> list[str]:
+    return [n for n in ARCH_NAMES if n.startswith(incomplete)]
+
+
+def complete_augment(incomplete: str) -> list[str]:
+    from sslinv.pretrain.augment import AUGMENTATIONS
+
+    head, sep, last = incomplete.rpartition(",")
+    done = set(head.split(",")) if head else set()
+    return [head + sep + n for n in AUGMENTATIONS if n.startswith(last) and n not in done]
+
+
+@handle_errors()
+def pretrain(
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Augmentation preset: default, ventral (spatial only), dorsal "
+                     "(appearance only) or default_w3 (default on ResNet-50 3x wide).",
+                     show_default=False, autocompletion=complete_preset, rich_help_panel=o.RUN),
+    ] = None,
+    augment: Annotated[
+        Optional[str],
+        typer.Option("--augment", help="A custom comma-separated augmentation list instead of a preset, "
+                     "applied in order: resized_crop, h_flip, v_flip, color_jitter, grayscale, blur "
+                     "(needs --name).", show_default=False, autocompletion=complete_augment, rich_help_panel=o.RUN),
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", help="The name the trained model is registered under (--model NAME in the "
+                     "other commands) \\[default: the preset].", show_default=False, rich_help_panel=o.RUN),
+    ] = None,
+    arch: Annotated[
+        Optional[str],
+        typer.Option("--arch", help="Encoder: resnet18, resnet50 or resnet50w3 \\[default: the preset's, "
+                     "resnet50 (resnet50w3 for default_w3)].", show_default=False,
+                     autocompletion=complete_arch, rich_help_panel=TRAIN),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.", rich_help_panel=TRAIN)] = 200,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Global batch size, split over all processes.", rich_help_panel=TRAIN)
+    ] = 256,
+    lr: Annotated[
+        float, typer.Option("--lr", min=0.0, help="Learning rate for a batch of 256; scaled linearly with --batch-size.",
+                            rich_help_panel=TRAIN)
+    ] = 0.03,
+    moco_dim: Annotated[
+        Optional[int], typer.Option("--moco-dim", min=1, help="Output size of the MLP head \\[default: 128, 384 for "
+                                    "resnet50w3].", show_default=False, rich_help_panel=TRAIN)
+    ] = None,
+    moco_k: Annotated[int, typer.Option("--moco-k", min=1, help="Queue length (negatives); keep it below the "
+                                        "number of training images.", rich_help_panel=TRAIN)] = 65536,
+    moco_m: Annotated[float, typer.Option("--moco-m", help="Momentum of the key encoder.", rich_help_panel=TRAIN)] = 0.999,
+    moco_t: Annotated[float, typer.Option("--moco-t", help="Softmax temperature.", rich_help_panel=TRAIN)] = 0.2,
+    cos: Annotated[
+        bool, typer.Option("--cos/--no-cos", help="Cosine learning-rate schedule (--no-cos: x0.1 at 60% and 80% of "
+                           "the epochs).", rich_help_panel=TRAIN)
+    ] = True,
+    bn_splits: Annotated[
+        Optional[int], typer.Option("--bn-splits", min=1, help="Batch-norm groups per process \\[default: 1 with "
+                                    "several processes (keys shuffled across them); on one process, one group per "
+                                    "32 images, at least 2, emulating shuffled BN].", show_default=False,
+                                    rich_help_panel=TRAIN)
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of initial weights, image order and augmentations.",
+                                      rich_help_panel=TRAIN)] = 0,
+    image_size: Annotated[
+        int, typer.Option("--image-size", min=8, help="Side of the training crops (224 as the paper; 64 for a quick "
+                          "CPU run).", rich_help_panel=TRAIN)
+    ] = 224,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Require a checkpoint to continue from (rerunning the same command "
+                           "resumes anyway).", rich_help_panel=TRAIN)
+    ] = False,
+    save_every_steps: Annotated[
+        int, typer.Option("--save-every-steps", min=0, help="Also checkpoint every N steps within an epoch "
+                          "(0: at epoch ends only).", rich_help_panel=TRAIN)
+    ] = 0,
+    log_every_steps: Annotated[
+        int, typer.Option("--log-every-steps", min=0, help="Write a step record to the JSON-lines log every N "
+                          "steps (0: epoch records only).", rich_help_panel=TRAIN)
+    ] = 50,
+    data: Annotated[
+        Optional[str],
+        typer.Option("--data", help="Training images: an image folder (class/*.jpg or flat; labels unused), or "
+                     "'demo' for the built-in pool \\[default: <data-root>/imagenet/train].",
+                     show_default=False, autocompletion=o.complete_data, rich_help_panel=o.DATA),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start over: delete this name's checkpoint, log and exported model.",
+                           rich_help_panel=o.RUN)
+    ] = False,
+    json_: o.Json = False,
+    verbose: o.Verbose = False,
+    cache_dir: o.CacheDir = None,
+    data_root: o.DataRoot = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Replace unreadable images by the next readable one instead of stopping.",
+                           rich_help_panel=o.DATA)
+    ] = False,
+    device: o.Device = None,
+    precision: Annotated[
+        o.Precision, typer.Option("--precision", help="Mixed precision of forward and backward: bf16 or fp16 (with "
+                                  "loss scaling) on GPUs; fp32 is the reference's.", rich_help_panel=o.COMPUTE)
+    ] = o.Precision.fp32,
+    workers: o.Workers = None,
+    nproc_per_node: Annotated[
+        Optional[int], typer.Option("--nproc-per-node", min=1, help="Processes per node, one per GPU; > 1 relaunches "
+                                    "under torchrun \\[default: the visible GPUs, 1 on CPU].", show_default=False,
+                                    rich_help_panel=o.DIST)
+    ] = None,
+    nnodes: o.Nnodes = 1,
+    node_rank: o.NodeRank = 0,
+    rdzv_endpoint: o.RdzvEndpoint = None,
+) -> None:
+    """Train a MoCo v2 model with an augmentation preset, then evaluate it by name.
+
+    Presets are the paper's (protocol section 6): default (MoCo v2's augmentations), ventral (crop and flip), dorsal (colour jitter, grey-scale, blur) and default_w3. One process per GPU through torchrun; checkpoints every epoch, so rerunning the same command resumes. The final encoder is exported to <cache>/checkpoints/<name>.pth.tar.
+
+    Example: sslinv pretrain --model ventral --data /data/imagenet/train
+
+    Quick CPU try (a few minutes): sslinv pretrain --model default --arch resnet18 --image-size 64 --data demo --batch-size 64 --moco-k 256 --lr 0.12 --moco-m 0.99 --epochs 20 --name demo-r18
+    """
+    from sslinv.errors import UsageError
+    from sslinv.launch import LaunchOptions, relaunch
+
+    if nproc_per_node is None:
+        nproc_per_node = _visible_gpus(device)
+    launch = LaunchOptions(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+    if launch.wants_relaunch:
+        raise typer.Exit(relaunch(launch))
+
+    # -- config -------------------------------------------------------------------------
+    from sslinv import paths
+    from sslinv.pretrain import augment as aug
+    from sslinv.pretrain.train import PretrainConfig, run
+
+    if model is not None and augment is not None:
+        raise UsageError("Give either --model PRESET or --augment LIST, not both.")
+    if model is None and augment is None:
+        raise UsageError(
+            f"Say what to train: --model {'|'.join(PRESET_NAMES)}, or --augment LIST --name NAME for your "
+            "own augmentations."
+        )
+    if model is not None:
+        preset = aug.get_preset(model)
+        augmentations, default_arch = list(preset.augment), preset.arch
+    else:
+        preset = None
+        augmentations, default_arch = aug.parse_augment(augment), "resnet50"
+        if name is None:
+            raise UsageError("--augment needs --name: the name to register the trained model under.")
+    cache = paths.cache_dir(cache_dir)
+    cfg = PretrainConfig(
+        name=name or model,
+        augment=augmentations,
+        arch=arch or default_arch,
+        cache_dir=cache,
+        data_root=paths.data_root(data_root, cache),
+        preset=preset.name if preset else None,
+        data=data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        moco_dim=moco_dim,
+        moco_k=moco_k,
+        moco_m=moco_m,
+        moco_t=moco_t,
+        cos=cos,
+        bn_splits=bn_splits,
+        seed=seed,
+        image_size=image_size,
+        workers=workers,
+        device=device,
+        precision=precision.value,
+        save_every_steps=save_every_steps,
+        log_every_steps=log_every_steps,
+        skip_bad=skip_bad,
+        resume=resume,
+        force=force,
+    )
+
+    # -- run ----------------------------------------------------------------------------
+    from sslinv import distributed
+
+    reporter = TrainProgress(enabled=is_main_rank())
+    try:
+        result = run(cfg, reporter)
+    except KeyboardInterrupt:
+        reporter.close()
+        from sslinv.cli.output import error
+
+        if is_main_rank():
+            error(f"interrupted; rerun the same command to resume {cfg.name!r} from its last checkpoint.")
+        raise typer.Exit(130) from None
+    finally:
+        reporter.close()
+        distributed.shutdown(distributed.world_from_env())
+
+    # -- render ---------------------------------------------------------------------------
+    if result is None:  # ranks other than 0
+        return
+    if json_:
+        print_json({"command": "pretrain", **result.summary()})
+        return
+    render_summary(result)
+
+
+def _visible_gpus(device: str | None) -> int:
+    """Default --nproc-per-node: every visible GPU when training on CUDA, else 1."""
+    if device is not None and (device == "cpu" or ":" in device):
+        return 1
+    import torch
+
+    return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+
+
+def render_summary(result) -> None:
+    f = result.final or {}
+    how = "already finished" if result.finished_before else (
+        f"resumed at epoch {result.start_epoch + 1}" if result.resumed else "trained")
+    stdout.print(
+        f"[bold]{result.name}[/] ({result.arch}, {', '.join(result.augment)}): {result.epochs} epochs, {how}"
+        + (f"; last epoch loss {f['loss']:.4f}, contrastive acc@1 {f['acc1']:.1f}%" if f else "")
+        + ".",
+        highlight=False,
+    )
+    stdout.print(f"model: {result.checkpoint}", highlight=False)
+    stdout.print(f"log:   {result.log}", highlight=False)
+    stdout.print(f"[dim]Evaluate it: sslinv synthetic --model {result.name} --transform all[/]", highlight=False)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class TrainProgress:
+    """Rich progress on stderr (rank 0): one bar per epoch with loss, contrastive acc@1,
+    lr, images/s and the run's ETA, and one line per finished epoch (kept in logs of
+    batch jobs, where the bar is not drawn)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = None
+        self._epoch = None
+        self.epochs = 0
+        self.fields: dict[str, Any] = {}
+
+    def _bar(self):
+        if self.progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[stats]}"), console=stderr,
+            )
+            self.progress.start()
+        return self.progress
+
+    def start(self, plan: dict[str, Any]) -> None:
+        self.epochs = plan["epochs"]
+        if self.enabled:
+            stderr.print(
+                f"pretrain [bold]{plan['name']}[/]: {plan['arch']}, {', '.join(plan['augment'])}; "
+                f"{plan['images']} images, batch {plan['global_batch']} over {plan['world_size']} process(es) on "
+                f"{plan['device']}, {plan['steps_per_epoch']} steps per epoch, BN groups per process "
+                f"{plan['bn_splits']}.", highlight=False,
+            )
+
+    def epoch_start(self, epoch: int, step: int, steps: int) -> None:
+        if not self.enabled:
+            return
+        bar = self._bar()
+        if self._epoch is not None:
+            bar.remove_task(self._epoch)
+        self._epoch = bar.add_task(f"epoch {epoch + 1}/{self.epochs}", total=steps, completed=step,
+                                 stats=self._stats())
+
+    def _stats(self) -> str:
+        f = self.fields
+        if not f:
+            return ""
+        return (f"loss {f['loss']:.4f}  acc@1 {f['acc1']:.1f}%  lr {f['lr']:.4g}  {f['images_per_s']:.0f} img/s  "
+                f"ETA {_duration(f.get('eta_s'))}")
+
+    def step(self, epoch: int, step: int, metrics: dict[str, Any] | None) -> None:
+        if not self.enabled or self._epoch is None:
+            return
+        if metrics is not None:
+            self.fields = metrics
+        self.progress.update(self._epoch, completed=step, stats=self._stats())
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        self.fields = record
+        if self.enabled:
+            if self.progress is not None and self._epoch is not None:
+                self.progress.remove_task(self._epoch)  # the line below replaces the bar
+                self._epoch = None
+            (self.progress.console if self.progress else stderr).print(
+                f"epoch {record['epoch']}/{record['epochs']}  {self._stats()}  ({_duration(record['seconds'])})",
+                highlight=False,
+            )
+
+    def checkpoint(self, path, epoch: int, step: int) -> None:
+        pass
+
+    def task(self, description: str, total: int):
+        """A plain progress bar (e.g. painting the demo pool on first use)."""
+        if not self.enabled:
+            return lambda n: None
+        bar = self._bar()
+        task_id = bar.add_task(description, total=total, stats="")
+        return lambda n: bar.advance(task_id, n)
+
+    def warn(self, message: str) -> None:
+        if self.enabled:
+            stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+    def info(self, message: str) -> None:
+        if self.enabled:
+            stderr.print(message, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+            self._epoch = None
