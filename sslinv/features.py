@@ -65,7 +65,8 @@ class Extractor:
         self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
 
     @torch.inference_mode()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, on_device: bool = False) -> torch.Tensor:
+        """Features of a uint8 batch: float32, on the CPU (or left on the device)."""
         x = images.to(self.device, non_blocking=True).float()
         # (x / 255 - mean) / std, as ToTensor + Normalize, folded into one step.
         x = (x - self.mean) / self.std
@@ -74,7 +75,8 @@ class Extractor:
         else:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 out = self.model(x)
-        return out.float().cpu()
+        out = out.float()
+        return out if on_device else out.cpu()
 
 
 # ---------------------------------------------------------------------------- data

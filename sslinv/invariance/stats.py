@@ -92,8 +92,12 @@ class Whitening:
     def regularised(self) -> bool:
         return bool(self.regularisation.get("applied"))
 
+    def to(self, device: torch.device | str) -> Whitening:
+        """A copy on ``device`` (so whitening runs beside the model, e.g. on the GPU)."""
+        return Whitening(self.mu.to(device), self.P.to(device), self.W.to(device), self.regularisation)
+
     def whiten(self, f: torch.Tensor) -> torch.Tensor:
-        """``z(f) = (mu - f) W`` for rows of ``f``."""
+        """``z(f) = (mu - f) W`` for rows of ``f``, in float64 on ``f``'s device."""
         return (self.mu.to(f.device, torch.float64) - f.to(torch.float64)) @ self.W.to(f.device)
 
 

@@ -148,6 +148,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
     whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
     if (msg := regularisation_warning(whitening.regularisation)) is not None:
         reporter.warn(msg)
+    whitening = whitening.to(device)  # metrics are computed beside the model
 
     ids = sample_images(len(pool), cfg.num_images, cfg.seed)
     base = {
@@ -214,7 +215,7 @@ def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, worke
     for idx, views, bad_j in loader:
         bad.update(rows[j] for j in bad_j)
         if views is not None:
-            zs = whitening.whiten(extractor(views))
+            zs = whitening.whiten(extractor(views, on_device=True))
             for j, zrow in zip(idx.tolist(), zs):
                 z[rows[j]] = zrow
         progress(len(idx) + len(bad_j))
@@ -235,13 +236,12 @@ def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, c
     n, k = len(ids), grid.k
     D_local, S_local, done = [], [], []
     for row_t, param_t, views in loader:
-        zb = whitening.whiten(extractor(views))
+        zb = whitening.whiten(extractor(views, on_device=True))
         za = torch.stack([z_clean[r] for r in row_t.tolist()])
         dist, sim = pair_metrics(za, zb)
-        flat = row_t * k + param_t
-        done.append(flat)
-        D_local.append(dist)
-        S_local.append(sim)
+        done.append(row_t * k + param_t)
+        D_local.append(dist.cpu())
+        S_local.append(sim.cpu())
         progress(len(row_t))
     local = (
         torch.cat(done) if done else torch.empty(0, dtype=torch.long),
