@@ -1,0 +1,380 @@
+"""`sslinv causal3dident`: extrinsic invariance on Causal3DIdent (protocol section 4).
+
+How much of each latent variable (object position, rotation, light, hues) can be read
+from a model's frozen features? Kernel ridge regression on the features predicts one
+latent column; the test R^2 says how much of that variable the features keep (a model
+invariant to it scores low).
+
+Contents of ``run``:
+1. world and device; 2. the two splits (indexed once) and their seeded subsets
+(``--max-train`` / ``--max-test``; the reference draws 20,480 / 40,960 images in random
+unseeded order); 3. model; 4. finished results are reused; 5. features of both subsets,
+cached per (model, layer, dataset, split, rows, pipeline), so ``--target all``, another
+target or a rerun costs no forward pass; 6. the probes on rank 0: every regression
+target in one kernel ridge grid search (``sslinv.probes.krr``: standardised features,
+RBF kernel, alpha in logspace(0, -4, 5), gamma in logspace(-5, 2, 8), 5-fold CV R^2,
+refit, test R^2), and for ``class`` a multinomial logistic regression (test accuracy);
+7. one result file per target.
+
+The ``class`` probe's regularisation is not given by the protocol: sslinv picks
+``C`` from ``CLASS_CS`` by the same seeded 5-fold CV (mean accuracy), on features
+standardised with the training statistics (scikit-learn, L-BFGS).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sslinv import distributed, results
+from sslinv.data import causal3dident as c3d
+from sslinv.errors import UsageError
+from sslinv.features import Extractor, default_workers, resolve_device
+from sslinv.probes import krr
+
+#: Bumped when a change alters the numbers, so old result files are not reused.
+PROTOCOL_VERSION = 1
+CLASS = "class"
+#: Inverse regularisation strengths tried for the class probe.
+CLASS_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 4, 9))
+#: Above this many training images on a CPU, warn that the exact kernel ridge is slow.
+CPU_WARN_TRAIN = 8000
+#: Accepted spellings besides the canonical names.
+ALIASES = {"rot_x": "rot_alpha", "rot_y": "rot_beta", "rot_z": "rot_gamma", "light_pos": "light",
+           "spotlight": "light", "spotlight_hue": "spot_hue", "background_hue": "bg_hue", "object_hue": "obj_hue"}
+
+
+def target_name(column: int) -> str:
+    return c3d.LATENT_NAMES[column] if column < len(c3d.LATENT_NAMES) else f"latent_{column}"
+
+
+def parse_targets(values: list[str], num_columns: int = len(c3d.LATENT_NAMES)) -> list[int | str]:
+    """``0..9``, latent names, ``class`` or ``all`` (every latent column) -> column indices
+    and ``"class"``; duplicates dropped, order kept."""
+    out: list[int | str] = []
+    for raw in values:
+        v = raw.strip().lower()
+        if v == "all":
+            todo: list[int | str] = list(range(num_columns))
+        elif v == CLASS:
+            todo = [CLASS]
+        elif v.lstrip("-").isdigit():
+            i = int(v)
+            if not 0 <= i < num_columns:
+                raise UsageError(f"--target {raw}: latent columns are 0..{num_columns - 1}.")
+            todo = [i]
+        else:
+            name = ALIASES.get(v, v)
+            names = [target_name(i) for i in range(num_columns)]
+            if name not in names:
+                from sslinv.registry import did_you_mean
+
+                raise UsageError(
+                    f"Unknown --target {raw!r}.{did_you_mean(v, names + [CLASS, 'all'])} Use a latent column "
+                    f"0..{num_columns - 1} ({', '.join(f'{i}={n}' for i, n in enumerate(names))}), 'class' or 'all'."
+                )
+            todo = [names.index(name)]
+        out += [t for t in todo if t not in out]
+    return out
+
+
+@dataclass
+class Causal3DIdentConfig:
+    model: str
+    targets: list[str]  # as typed: 0..9, names, class, all
+    cache_dir: Path
+    data_root: Path
+    resize: int = 224
+    crop: int = 224
+    layer: str = "backbone"
+    fuse: str = "cat"
+    max_train: int | None = 20480  # None: every training image
+    max_test: int | None = 40960
+    seed: int = 0
+    folds: int = 5
+    solver: str = "auto"
+    batch_size: int = 64
+    workers: int | None = None
+    device: str | None = None
+    precision: str = "fp32"
+    force: bool = False
+
+    def public(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cache_dir"], d["data_root"] = str(self.cache_dir), str(self.data_root)
+        return d
+
+
+@dataclass
+class TargetResult:
+    target: int | str  # latent column, or "class"
+    name: str
+    metric: str  # "r2" or "accuracy"
+    score: float
+    details: dict[str, Any]
+    num_train: int
+    num_test: int
+    result_file: str
+    cached: bool
+    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        out = {
+            "target": self.target,
+            "name": self.name,
+            "metric": self.metric,
+            # For ``class`` the score is the test accuracy; it is under "r2" too so that
+            # every target has the same keys ("metric" says which it is).
+            "r2": self.score,
+        }
+        if self.metric == "accuracy":
+            out["accuracy"] = self.score
+        out.update({k: v for k, v in self.details.items() if k != "cv_grid"})
+        out.update({"num_train": self.num_train, "num_test": self.num_test,
+                    "result_file": self.result_file, "cached": self.cached})
+        return out
+
+
+class Reporter:
+    """Progress callbacks the CLI plugs in (rank 0 only); the defaults do nothing."""
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        return lambda n: None
+
+    def warn(self, message: str) -> None:
+        warnings.warn(message, stacklevel=2)
+
+    def info(self, message: str) -> None:
+        pass
+
+
+def subset_rows(n: int, limit: int | None, seed: int, stream: int) -> np.ndarray:
+    """``limit`` distinct rows of ``range(n)`` (seeded, sorted), or all of them."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, stream])
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+class _Clean:
+    """Picklable render function for ``featcache.ImageList``: the clean 224/224 view."""
+
+    def __init__(self, resize: int, crop: int):
+        self.resize, self.crop = resize, crop
+
+    def __call__(self, img, j):
+        from sslinv.transforms import clean_view
+
+        return clean_view(img, self.resize, self.crop)
+
+
+# --------------------------------------------------------------------------------- run
+
+
+def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[TargetResult]:
+    from sslinv.models import load_model
+
+    reporter = reporter or Reporter()
+    world = distributed.world_from_env()
+    if cfg.solver not in krr.SOLVERS:
+        raise UsageError(f"Unknown solver {cfg.solver!r}. Use one of: {', '.join(krr.SOLVERS)}.")
+
+    # -- world and device ----------------------------------------------------------
+    device = resolve_device(cfg.device, world)
+    distributed.init(world, device.type)
+    workers = default_workers(device) if cfg.workers is None else cfg.workers
+
+    # -- data: both splits and their seeded subsets --------------------------------------
+    root = Path(cfg.data_root) / c3d.DIRNAME
+    train, test = c3d.load_split(root, "train"), c3d.load_split(root, "test")
+    if train.latents.shape[1] != test.latents.shape[1]:
+        raise UsageError(
+            f"Causal3DIdent train and test latents have {train.latents.shape[1]} and "
+            f"{test.latents.shape[1]} columns; they must match."
+        )
+    targets = parse_targets(cfg.targets, train.latents.shape[1])
+    rows_tr = subset_rows(len(train), cfg.max_train, cfg.seed, 0)
+    rows_te = subset_rows(len(test), cfg.max_test, cfg.seed, 1)
+    if len(rows_tr) < max(cfg.folds, 2) * 2:
+        raise UsageError(
+            f"Only {len(rows_tr)} training images for {cfg.folds}-fold cross-validation; "
+            "use more (--max-train) or fewer folds (--folds)."
+        )
+
+    if device.type == "cpu" and len(rows_tr) > CPU_WARN_TRAIN and any(t != CLASS for t in targets):
+        reporter.warn(
+            f"Exact kernel ridge on {len(rows_tr)} training images costs O(n^3) per fit: on a CPU "
+            "this takes hours. Use a GPU, or fewer images (e.g. --max-train 5000)."
+        )
+
+    # -- model ---------------------------------------------------------------------
+    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse)
+
+    # -- finished results are reused -------------------------------------------------
+    pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": cfg.precision, "normalise": "imagenet"}
+    id_tr, id_te = c3d.identity(train, rows_tr), c3d.identity(test, rows_te)
+    base = {
+        "protocol": PROTOCOL_VERSION,
+        "command": "causal3dident",
+        "model": identity,
+        "train": id_tr,
+        "test": id_te,
+        "latents_file": train.latents_file,
+        "pipeline": pipeline,
+        "folds": cfg.folds,
+        "seed": cfg.seed,
+    }
+    out: dict[Any, TargetResult] = {}
+    todo = []
+    for t in targets:
+        probe = ({"probe": "logistic_regression", "Cs": list(CLASS_CS)} if t == CLASS
+                 else {"probe": "rbf_kernel_ridge", "alphas": list(krr.ALPHAS), "gammas": list(krr.GAMMAS)})
+        key = {**base, "target": t, **probe}
+        name = CLASS if t == CLASS else target_name(int(t))
+        path = results.result_path(cfg.cache_dir, "causal3dident", cfg.model, f"target-{name}", key)
+        record = None if cfg.force else results.find_finished(path, key)
+        record = distributed.broadcast_object(world, record)
+        if record is not None:
+            out[t] = _from_record(record, path, cached=True)
+        else:
+            todo.append((t, key, path))
+    if not todo:
+        return [out[t] for t in targets] if world.is_main else []
+
+    # -- features (cached per model, layer, dataset, split, rows, pipeline) ---------------
+    extractor = Extractor(model, device, cfg.precision)
+    feats_tr, hit_tr = _features(extractor, identity, train, rows_tr, id_tr, pipeline, cfg, workers, world, reporter)
+    feats_te, hit_te = _features(extractor, identity, test, rows_te, id_te, pipeline, cfg, workers, world, reporter)
+    features_info = {"train_cached": hit_tr, "test_cached": hit_te, "dim": int(feats_tr.shape[1])}
+    if not world.is_main:
+        # The probes run on rank 0 alone; no collective follows, so the others are done.
+        return []
+
+    # -- probes ----------------------------------------------------------------------
+    y_tr, y_te = train.latents[rows_tr], test.latents[rows_te]
+    regress = [t for t, _, _ in todo if t != CLASS]
+    scores: dict[Any, tuple[str, float, dict[str, Any], float]] = {}
+    if regress:
+        n_fg = cfg.folds * len(krr.GAMMAS)
+        progress = reporter.task(f"kernel ridge: {len(regress)} target(s), {cfg.folds} folds x {len(krr.GAMMAS)} gammas", n_fg)
+        res = krr.evaluate(
+            feats_tr, y_tr[:, regress], feats_te, y_te[:, regress],
+            folds=cfg.folds, seed=cfg.seed, device=device, solver=cfg.solver, progress=progress,
+        )
+        per_target_seconds = res.seconds / len(regress)
+        for i, t in enumerate(regress):
+            scores[t] = ("r2", float(res.test_r2[i]), {**res.target(i), "solver": res.search.solver}, per_target_seconds)
+    if any(t == CLASS for t, _, _ in todo):
+        t0 = time.perf_counter()
+        progress = reporter.task(f"logistic regression: {cfg.folds} folds x {len(CLASS_CS)} C", cfg.folds * len(CLASS_CS))
+        acc, details = logistic_probe(feats_tr.numpy(), train.labels[rows_tr], feats_te.numpy(), test.labels[rows_te],
+                                      folds=cfg.folds, seed=cfg.seed, progress=progress)
+        scores[CLASS] = ("accuracy", acc, details, time.perf_counter() - t0)
+
+    # -- result files ----------------------------------------------------------------
+    for t, key, path in todo:
+        metric, score, details, seconds = scores[t]
+        record = {
+            "key": key,
+            "command": "causal3dident",
+            "created": results.now(),
+            "config": cfg.public(),
+            "model": identity,
+            "dataset": {"train": id_tr, "test": id_te, "latents_file": train.latents_file},
+            "task": f"target-{CLASS if t == CLASS else target_name(int(t))}",
+            "target": {"column": None if t == CLASS else int(t), "name": CLASS if t == CLASS else target_name(int(t))},
+            "features": features_info,
+            "metrics": {"metric": metric, "score": score, **details, "num_train": int(len(rows_tr)),
+                        "num_test": int(len(rows_te))},
+            "environment": results.environment(str(device), world.world_size),
+            "seconds": round(seconds, 3),
+        }
+        results.write_result(path, record)
+        out[t] = _from_record(record, path, cached=False)
+    return [out[t] for t in targets]
+
+
+def _features(extractor, identity, split, rows, dataset_id, pipeline, cfg, workers, world, reporter) -> tuple[torch.Tensor, bool]:
+    from sslinv import featcache
+
+    key = featcache.features_key(identity, dataset_id, pipeline)
+
+    def compute() -> torch.Tensor:
+        files = [split.path(int(i)) for i in rows]
+        dataset = featcache.ImageList(files, _Clean(cfg.resize, cfg.crop))
+        progress = reporter.task(f"features of {len(files)} {split.split} images", -(-len(files) // world.world_size))
+        return featcache.extract(extractor, dataset, batch_size=cfg.batch_size, workers=workers, world=world,
+                                 progress=progress)
+
+    return featcache.cached_features(cfg.cache_dir, key, compute, world)
+
+
+def logistic_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
+                   folds: int = 5, seed: int = 0, Cs=CLASS_CS, progress=None) -> tuple[float, dict[str, Any]]:
+    """Multinomial logistic regression: C by k-fold CV accuracy, refit, test accuracy.
+
+    Along the C grid (increasing) each fit starts from the previous solution (warm start
+    along the regularisation path), which is what makes the grid cheap.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    X_train = np.asarray(X_train, dtype=np.float64)
+    X_test = np.asarray(X_test, dtype=np.float64)
+    Cs = sorted(float(c) for c in Cs)
+    val_sets = krr.kfold_indices(len(X_train), folds, seed)
+    cv = np.zeros((len(val_sets), len(Cs)))
+    for f, val in enumerate(val_sets):
+        tr = np.setdiff1d(np.arange(len(X_train)), val)
+        scaler = StandardScaler().fit(X_train[tr])
+        Xtr, Xva = scaler.transform(X_train[tr]), scaler.transform(X_train[val])
+        clf = _logistic()
+        for c, C in enumerate(Cs):
+            _fit(clf.set_params(C=C), Xtr, y_train[tr])
+            cv[f, c] = float((clf.predict(Xva) == y_train[val]).mean())
+            if progress:
+                progress(1)
+    mean = cv.mean(0)
+    best = int(np.argmax(mean))
+    scaler = StandardScaler().fit(X_train)
+    clf = _fit(_logistic().set_params(C=Cs[best]), scaler.transform(X_train), y_train)
+    acc = float((clf.predict(scaler.transform(X_test)) == y_test).mean())
+    return acc, {"C": Cs[best], "cv_accuracy": float(mean[best]),
+                 "cv_grid": {"Cs": Cs, "accuracy": mean.tolist()}}
+
+
+def _logistic():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000, warm_start=True)
+
+
+def _fit(clf, X: np.ndarray, y: np.ndarray):
+    # L-BFGS may stop at max_iter on nearly separable folds; the fit is still usable.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return clf.fit(X, y)
+
+
+def _from_record(record: dict[str, Any], path: Path, cached: bool) -> TargetResult:
+    m = record["metrics"]
+    t = record["target"]
+    details = {k: v for k, v in m.items() if k not in ("metric", "score", "num_train", "num_test")}
+    return TargetResult(
+        target=CLASS if t["column"] is None else t["column"],
+        name=t["name"],
+        metric=m["metric"],
+        score=m["score"],
+        details=details,
+        num_train=m["num_train"],
+        num_test=m["num_test"],
+        result_file=str(path),
+        cached=cached,
+        record=record,
+    )

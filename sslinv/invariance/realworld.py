@@ -1,0 +1,448 @@
+"""`sslinv realworld`: invariance to real changes of viewpoint, light and blur (protocol 3).
+
+Contents of ``run``:
+1. world and device; 2. the datasets (indexed once; fail before the model loads);
+3. model; 4. finished results are reused; 5. statistics pool and its cached statistics
+(only when something is left to compute); 6. per dataset: the views of each group in
+one pass of the data loader, whitened, and one Gram matrix per group for both metrics;
+groups are sharded across torchrun ranks and gathered by index; 7. one result file per
+dataset.
+
+Metrics per group with whitened views ``z_1..z_k`` (``z = (mu - f) W``, ``W W^T = P``):
+
+- similarity: mean cosine similarity over ordered pairs ``i != j``;
+- distance: mean Euclidean distance ``||z_i - z_j||`` over pairs ``i < j`` (the
+  Mahalanobis distance of the features).
+
+The reference averages the cosine over all ``k x k`` pairs, including the ``k`` ones of
+a view with itself (cosine 1), so its number is ``(1 + (k - 1) S) / k``; both are in the
+result (``similarity`` and ``similarity_reference``, averaged over groups the same way).
+
+Statistics: the pool statistics of protocol section 1 for the same model, with the
+pool's own clean pipeline (``stats_resize``/``stats_crop``, default 256/224). That is what
+the reference does: its covariance is computed once per model by the synthetic script
+(resize 256, crop 224) and reused here, while the real-world images themselves go
+through resize 224 / crop 224. The result file records both pipelines. With the
+defaults the statistics are shared with ``sslinv synthetic`` runs of the same model and
+pool (same cache entry).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sslinv import distributed, results
+from sslinv.data.folder import ImagePool, load_rgb, scan_pool
+from sslinv.data.realworld import NAMES, GroupedImages, by_count
+from sslinv.data.realworld import get as get_dataset
+from sslinv.errors import BadImageError, DataNotFoundError
+from sslinv.features import Extractor, collate_clean, default_workers, make_loader, resolve_device
+from sslinv.invariance.pool import pool_statistics, resolve_pool
+from sslinv.invariance.stats import Whitening, regularisation_warning, whitening_from_stats
+
+#: Bumped when a change alters the numbers, so old result files are not reused.
+PROTOCOL_VERSION = 1
+
+CONVENTION = (
+    "similarity: mean cosine of whitened views over ordered pairs i != j of a group, "
+    "averaged over groups; similarity_reference = mean over groups of (1 + (k - 1) * "
+    "similarity) / k, the reference's number (it includes the k pairs i == j); distance: "
+    "mean Euclidean distance of whitened views (= Mahalanobis distance) over pairs i < j, "
+    "averaged over groups."
+)
+
+
+@dataclass
+class RealWorldConfig:
+    model: str
+    datasets: list[str]  # registry names, or ["all"]
+    cache_dir: Path
+    data_root: Path
+    stats_data: str | None = None  # None: ImageNet val under the data root; "demo"; or a path
+    resize: int = 224
+    crop: int = 224
+    stats_resize: int = 256
+    stats_crop: int = 224
+    layer: str = "backbone"
+    fuse: str = "cat"
+    batch_size: int = 64
+    workers: int | None = None
+    device: str | None = None
+    precision: str = "fp32"
+    skip_bad: bool = False
+    force: bool = False
+
+    def public(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cache_dir"], d["data_root"] = str(self.cache_dir), str(self.data_root)
+        return d
+
+
+@dataclass
+class DatasetResult:
+    dataset: str
+    similarity: float | None
+    distance: float | None
+    similarity_reference: float | None
+    num_groups: int
+    num_images: int
+    k: int
+    result_file: str
+    cached: bool
+    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        m = self.record.get("metrics", {})
+        return {
+            "dataset": self.dataset,
+            "similarity": self.similarity,
+            "distance": self.distance,
+            "similarity_reference": self.similarity_reference,
+            "num_groups": self.num_groups,
+            "num_images": self.num_images,
+            "k": self.k,
+            "group_sizes": m.get("group_sizes"),
+            "convention": CONVENTION,
+            "result_file": self.result_file,
+            "cached": self.cached,
+        }
+
+
+class Reporter:
+    """Progress callbacks the CLI plugs in (rank 0 only); the defaults do nothing."""
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        return lambda n: None
+
+    def warn(self, message: str) -> None:
+        warnings.warn(message, stacklevel=2)
+
+    def info(self, message: str) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def group_metrics(z: torch.Tensor, eps: float = 1e-12) -> tuple[float, float]:
+    """``(similarity, distance)`` of one group of whitened views ``z`` (k x d, k >= 2).
+
+    One Gram matrix each: cosines from the row-normalised views (mean over i != j),
+    distances from the centred views (``|a|^2 + |b|^2 - 2ab``; centring leaves distances
+    unchanged and keeps the cancellation small), mean over i < j.
+    """
+    k = z.shape[0]
+    if k < 2:
+        raise ValueError("a group needs at least two views")
+    z = z.to(torch.float64)
+    u = z / torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min(eps)
+    cos = u @ u.T
+    similarity = (cos.sum() - cos.diagonal().sum()) / (k * (k - 1))
+    c = z - z.mean(0)
+    gram = c @ c.T
+    sq = gram.diagonal()
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_min(0.0)
+    iu = torch.triu_indices(k, k, offset=1, device=z.device)
+    distance = d2[iu[0], iu[1]].sqrt().mean()
+    return float(similarity), float(distance)
+
+
+def reference_similarity(similarity: float, k: int) -> float:
+    """The reference's group similarity (mean over all k x k pairs, i == j included)."""
+    return (1.0 + (k - 1) * similarity) / k
+
+
+# -------------------------------------------------------------------------------- data
+
+
+class GroupImages(Dataset):
+    """Item ``j`` is ``(j, uint8 view)`` of ``paths[j]``, or ``(j, None)`` if unreadable
+    and ``skip_bad``."""
+
+    def __init__(self, paths: list[Path], resize: int, crop: int, skip_bad: bool):
+        self.paths, self.resize, self.crop, self.skip_bad = paths, resize, crop, skip_bad
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, j: int):
+        from sslinv.transforms import clean_view
+
+        try:
+            img = load_rgb(self.paths[j])
+        except BadImageError:
+            if self.skip_bad:
+                return j, None
+            raise
+        return j, clean_view(img, self.resize, self.crop)
+
+
+def expand_datasets(names: list[str]) -> tuple[list[str], bool]:
+    """``all`` -> every name; duplicates dropped, order kept. Returns (names, any 'all')."""
+    out: list[str] = []
+    wants_all = False
+    for name in names:
+        if name.lower() == "all":
+            wants_all = True
+            todo = list(NAMES)
+        else:
+            todo = [get_dataset(name).name]  # canonical spelling; did-you-mean on a typo
+        out += [n for n in todo if n not in out]
+    return out, wants_all
+
+
+def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[GroupedImages], list[str]]:
+    """Index the requested datasets. With ``all``, missing ones are skipped (and named);
+    a dataset asked for by name must be there."""
+    names, wants_all = expand_datasets(cfg.datasets)
+    explicit = {get_dataset(n).name for n in cfg.datasets if n.lower() != "all"}
+    loaded, missing = [], []
+    for name in names:
+        try:
+            # A dataset asked for by name may also be the data root itself.
+            loaded.append(get_dataset(name).load(cfg.data_root, accept_root_itself=name in explicit))
+        except DataNotFoundError:
+            if name in explicit or not wants_all:
+                raise
+            missing.append(name)
+    if not loaded:
+        folders = sorted({str(get_dataset(n).root(cfg.data_root)) for n in missing})
+        raise DataNotFoundError(
+            f"None of the real-world datasets is under {cfg.data_root} (looked for "
+            f"{', '.join(folders)}). Run: sslinv fetch-data NAME for one of "
+            f"{', '.join(sorted({get_dataset(n).dirname for n in missing}))}, or point "
+            "--data-root at the folder that holds them."
+        )
+    if missing:
+        reporter.info(f"Not present, skipped: {', '.join(missing)}.")
+    return loaded, missing
+
+
+def stats_pool(stats_data: str | None, cache_dir: Path, data_root: Path, world, reporter) -> ImagePool:
+    """The statistics pool: ImageNet val under the data root (default), the demo pool,
+    or an image folder (an ImageNet-style root holding ``val/`` means its ``val/``)."""
+    from sslinv import paths
+    from sslinv.data import demo
+
+    if stats_data == demo.DEMO_NAME:
+        return resolve_pool(stats_data, cache_dir, data_root, world, reporter)
+    if stats_data is None:
+        root = paths.imagenet_val(data_root)
+        hint = (
+            f"The statistics pool is the ILSVRC2012 validation set ({root}/<wnid>/"
+            "ILSVRC2012_val_<8 digits>.JPEG; set the data root with --data-root or "
+            "SSLINV_DATA_ROOT), or pass --stats-data PATH for any image folder, or "
+            "--stats-data demo for the built-in demo pool."
+        )
+        return scan_pool(root, name="imagenet-val", hint=hint)
+    root = Path(stats_data).expanduser()
+    if (root / "val").is_dir():
+        reporter.info(f"Statistics pool: using {root / 'val'} (the val/ split of {root}).")
+        root = root / "val"
+    return scan_pool(root, hint="Pass --stats-data PATH with an image folder, or --stats-data demo.")
+
+
+# --------------------------------------------------------------------------------- run
+
+
+def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetResult]:
+    from sslinv.models import load_model
+
+    reporter = reporter or Reporter()
+    world = distributed.world_from_env()
+
+    # -- world and device ----------------------------------------------------------
+    device = resolve_device(cfg.device, world)
+    distributed.init(world, device.type)
+    workers = default_workers(device) if cfg.workers is None else cfg.workers
+
+    # -- datasets (before the model: a missing folder fails at once) -------------------
+    datasets, missing = load_datasets(cfg, reporter)
+
+    # -- model ---------------------------------------------------------------------
+    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse)
+    extractor = Extractor(model, device, cfg.precision)
+
+    # -- finished results are reused -------------------------------------------------
+    pool = stats_pool(cfg.stats_data, cfg.cache_dir, cfg.data_root, world, reporter)
+    base = {
+        "protocol": PROTOCOL_VERSION,
+        "command": "realworld",
+        "model": identity,
+        "resize": cfg.resize,
+        "crop": cfg.crop,
+        "statistics": {"pool": pool.identity(), "resize": cfg.stats_resize, "crop": cfg.stats_crop},
+        "precision": cfg.precision,
+        "skip_bad": cfg.skip_bad,
+    }
+    out: dict[str, DatasetResult] = {}
+    todo = []
+    for ds in datasets:
+        key = {**base, "dataset": ds.identity()}
+        path = results.result_path(cfg.cache_dir, "realworld", cfg.model, ds.name, key)
+        record = None if cfg.force else results.find_finished(path, key)
+        record = distributed.broadcast_object(world, record)
+        if record is not None:
+            out[ds.name] = _from_record(record, path, cached=True)
+        else:
+            todo.append((ds, key, path))
+
+    if todo:
+        # -- statistics pool -----------------------------------------------------------
+        stats, stats_info = pool_statistics(
+            extractor, identity, pool,
+            resize=cfg.stats_resize, crop=cfg.stats_crop, precision=cfg.precision, skip_bad=cfg.skip_bad,
+            batch_size=cfg.batch_size, workers=workers, cache_root=cfg.cache_dir, world=world,
+            progress=reporter.task(f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
+        )
+        whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
+        if (msg := regularisation_warning(whitening.regularisation)) is not None:
+            reporter.warn(msg.replace("(--data)", "(--stats-data)"))
+        stats_record = {
+            **stats_info,
+            "pool": pool.identity(),
+            "resize": cfg.stats_resize,
+            "crop": cfg.stats_crop,
+            "regularisation": whitening.regularisation,
+        }
+
+        # -- metrics per dataset ---------------------------------------------------------
+        for ds, key, path in todo:
+            t0 = time.perf_counter()
+            _warn_group_sizes(ds, reporter)
+            per_group, skipped = _dataset_metrics(extractor, ds, whitening, cfg, workers, world, reporter)
+            seconds = time.perf_counter() - t0
+            if world.is_main:
+                record = _make_record(cfg, key, ds, per_group, skipped, stats_record, str(device), world, seconds)
+                results.write_result(path, record)
+                out[ds.name] = _from_record(record, path, cached=False)
+    distributed.barrier(world)
+    return [out[ds.name] for ds in datasets if ds.name in out]
+
+
+def _warn_group_sizes(ds: GroupedImages, reporter: Reporter) -> None:
+    sizes = by_count(ds.groups)
+    if set(sizes) != {ds.expected_views}:
+        reporter.warn(
+            f"{ds.name}: group sizes {sizes} (views: groups) differ from the full dataset's "
+            f"{ds.expected_views} views per group; numbers are comparable with the paper only "
+            "on the complete dataset."
+        )
+
+
+def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whitening, cfg, workers, world, reporter):
+    """Per group ``(views used, similarity, distance)`` (None for < 2 views), on every rank,
+    and the unreadable files skipped."""
+    mine = list(distributed.shard(len(ds.groups), world))
+    owner: list[int] = []
+    paths: list[Path] = []
+    for gi in mine:
+        for f in ds.groups[gi].files:
+            owner.append(gi)
+            paths.append(ds.path(f))
+    remaining = {gi: len(ds.groups[gi]) for gi in mine}
+    feats: dict[int, list[torch.Tensor]] = {gi: [] for gi in mine}
+    local: list[tuple[int, int, float | None, float | None]] = []
+    skipped: list[str] = []
+    progress = reporter.task(f"{ds.name} ({len(ds.groups)} groups)", len(paths))
+    loader = make_loader(GroupImages(paths, cfg.resize, cfg.crop, cfg.skip_bad), workers, cfg.batch_size, collate_clean)
+    for idx, views, bad in loader:
+        touched = set()
+        for j in bad:
+            skipped.append(str(paths[j].relative_to(ds.root)))
+            remaining[owner[j]] -= 1
+            touched.add(owner[j])
+        if views is not None:
+            z = whitening.whiten(extractor(views))
+            for j, row in zip(idx.tolist(), z):
+                feats[owner[j]].append(row)
+                remaining[owner[j]] -= 1
+                touched.add(owner[j])
+        for gi in sorted(touched):
+            if remaining[gi] == 0:  # the group is complete: metrics, then free its views
+                views_g = feats.pop(gi)
+                if len(views_g) >= 2:
+                    s, d = group_metrics(torch.stack(views_g))
+                    local.append((gi, len(views_g), s, d))
+                else:
+                    local.append((gi, len(views_g), None, None))
+        progress(len(idx) + len(bad))
+    per_group: list[tuple[int, float | None, float | None]] = [(0, None, None)] * len(ds.groups)
+    bad_all: list[str] = []
+    for part, bad_part in distributed.all_gather_objects(world, (local, skipped)):
+        for gi, k, s, d in part:
+            per_group[gi] = (k, s, d)
+        bad_all += bad_part
+    if bad_all:
+        reporter.warn(f"{ds.name}: skipped {len(bad_all)} unreadable image(s) (--skip-bad).")
+    return per_group, sorted(bad_all)
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, device, world, seconds):
+    groups, sims, dists, refs, excluded = [], [], [], [], []
+    for g, (k, s, d) in zip(ds.groups, per_group):
+        if s is None or d is None or not (math.isfinite(s) and math.isfinite(d)):
+            excluded.append(g.name)
+            groups.append({"group": g.name, "k": k, "similarity": None, "distance": None, "similarity_reference": None})
+            continue
+        ref = reference_similarity(s, k)
+        sims.append(s)
+        dists.append(d)
+        refs.append(ref)
+        groups.append({"group": g.name, "k": k, "similarity": s, "distance": d, "similarity_reference": ref})
+    return {
+        "key": key,
+        "command": "realworld",
+        "created": results.now(),
+        "config": cfg.public(),
+        "model": key["model"],
+        "dataset": key["dataset"],
+        "task": ds.name,
+        "pipeline": {"resize": cfg.resize, "crop": cfg.crop},
+        "statistics": stats_record,
+        "metrics": {
+            "similarity": _mean(sims),
+            "distance": _mean(dists),
+            "similarity_reference": _mean(refs),
+            "num_groups": len(sims),
+            "num_images": int(sum(k for k, s, _ in per_group if s is not None)),
+            "expected_views": ds.expected_views,
+            "group_sizes": {str(k): v for k, v in by_count(ds.groups).items()},
+            "excluded_groups": excluded,
+            "skipped_images": skipped,
+            "convention": CONVENTION,
+            "groups": groups,
+        },
+        "environment": results.environment(device, world.world_size),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _from_record(record: dict[str, Any], path: Path, cached: bool) -> DatasetResult:
+    m = record["metrics"]
+    return DatasetResult(
+        dataset=record["task"],
+        similarity=m["similarity"],
+        distance=m["distance"],
+        similarity_reference=m["similarity_reference"],
+        num_groups=m["num_groups"],
+        num_images=m["num_images"],
+        k=m["expected_views"],
+        result_file=str(path),
+        cached=cached,
+        record=record,
+    )

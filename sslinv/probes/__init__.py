@@ -1,0 +1,1 @@
+"""Probes on frozen features: linear (logistic, ridge), k-NN and kernel ridge solvers with cross-validation."""
