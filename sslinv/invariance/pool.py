@@ -47,7 +47,7 @@ def resolve_pool(
         root = paths.imagenet_val(data_root)
         hint = (
             f"Expected the ILSVRC2012 validation images there ({root}/<wnid>/"
-            "ILSVRC2012_val_XXXXXXXX.JPEG). Run: sslinv fetch-data imagenet --from DIR "
+            "ILSVRC2012_val_<8 digits>.JPEG). Run: sslinv fetch-data imagenet --from DIR "
             "(DIR holding ILSVRC2012_img_val.tar and the devkit), or set the data root with "
             "--data-root / SSLINV_DATA_ROOT, or pass --data PATH for any image folder, or "
             "--data demo for the built-in demo pool."
