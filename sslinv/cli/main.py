@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from sslinv import __version__
+from sslinv.cli.synthetic import synthetic
+from sslinv.cli.realworld import realworld
 from sslinv.cli.causal3dident import causal3dident
+from sslinv.cli.downstream import downstream
 from sslinv.cli.fetch_data import fetch_data
 from sslinv.cli.pretrain import pretrain
-from sslinv.cli.realworld import realworld
 from sslinv.cli.report import report
-from sslinv.cli.synthetic import synthetic
 
 app = typer.Typer(
     name="sslinv",
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command("synthetic", no_args_is_help=True)(synthetic)
 app.command("realworld", no_args_is_help=True)(realworld)
 app.command("causal3dident", no_args_is_help=True)(causal3dident)
+app.command("downstream", no_args_is_help=True)(downstream)
 app.command("fetch-data", no_args_is_help=True)(fetch_data)
 app.command("pretrain", no_args_is_help=True)(pretrain)
 app.command("report")(report)
