@@ -29,8 +29,6 @@ model (the reference also shifts by 2 when the model name contains ``w3``: pass
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from sslinv.reporting import Reporter
 from sslinv import distributed, featcache, results
 from sslinv.data.downstream import DATASETS, DownstreamDataset, Split, check_split_dir, get_dataset
 from sslinv.errors import DataNotFoundError, UsageError
@@ -110,19 +109,6 @@ class DatasetResult:
             "result_file": self.result_file,
             "cached": self.cached,
         }
-
-
-class Reporter:
-    """Progress callbacks the CLI plugs in (rank 0 only); the defaults do nothing."""
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        return lambda n: None
-
-    def warn(self, message: str) -> None:
-        warnings.warn(message, stacklevel=2)
-
-    def info(self, message: str) -> None:
-        pass
 
 
 # ------------------------------------------------------------------------ datasets

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sslinv.reporting import Reporter
 from sslinv import distributed, results
 from sslinv.data import causal3dident as c3d
 from sslinv.errors import UsageError
@@ -140,19 +140,6 @@ class TargetResult:
         out.update({"num_train": self.num_train, "num_test": self.num_test,
                     "result_file": self.result_file, "cached": self.cached})
         return out
-
-
-class Reporter:
-    """Progress callbacks the CLI plugs in (rank 0 only); the defaults do nothing."""
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        return lambda n: None
-
-    def warn(self, message: str) -> None:
-        warnings.warn(message, stacklevel=2)
-
-    def info(self, message: str) -> None:
-        pass
 
 
 def subset_rows(n: int, limit: int | None, seed: int, stream: int) -> np.ndarray:

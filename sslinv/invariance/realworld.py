@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sslinv.reporting import Reporter
 from sslinv import distributed, results
 from sslinv.data.folder import ImagePool, load_rgb, scan_pool
 from sslinv.data.realworld import NAMES, GroupedImages, by_count
@@ -116,19 +115,6 @@ class DatasetResult:
             "result_file": self.result_file,
             "cached": self.cached,
         }
-
-
-class Reporter:
-    """Progress callbacks the CLI plugs in (rank 0 only); the defaults do nothing."""
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        return lambda n: None
-
-    def warn(self, message: str) -> None:
-        warnings.warn(message, stacklevel=2)
-
-    def info(self, message: str) -> None:
-        pass
 
 
 # ------------------------------------------------------------------------------ metrics

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sslinv.reporting import Reporter
 from sslinv import distributed, results
-from sslinv.distributed import World
 from sslinv.features import (
     CleanImages,
     Extractor,
@@ -97,19 +96,6 @@ class TransformResult:
             "result_file": self.result_file,
             "cached": self.cached,
         }
-
-
-class Reporter:
-    """Progress callbacks the CLI plugs in (rank 0 only); the defaults do nothing."""
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        return lambda n: None
-
-    def warn(self, message: str) -> None:
-        warnings.warn(message, stacklevel=2)
-
-    def info(self, message: str) -> None:
-        pass
 
 
 def sample_images(n_pool: int, num_images: int | None, seed: int) -> np.ndarray:
