@@ -179,7 +179,24 @@ def _init_worker(_: int) -> None:
         pass
 
 
+def opencv_fork_safe() -> None:
+    """Stop OpenCV's thread pool in this process before workers are forked from it.
+
+    A pool started by earlier OpenCV calls here (painting the demo tasks, a transform
+    run with ``--workers 0``) does not survive ``fork``: the child inherits its state
+    without its threads, and hangs in its first OpenCV call (``_init_worker``). Pure
+    OpenCV work in this process runs single-threaded afterwards; the workers do it.
+    """
+    import sys
+
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+
+
 def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=None) -> DataLoader:
+    if workers > 0:
+        opencv_fork_safe()
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -40,3 +40,35 @@ def test_extract_in_order_and_cache_hits(cache_dir, image_folder):
     other = {**key, "pipeline": {"resize": 64, "crop": 56}}
     _, hit_c = cached_features(cache_dir, other, compute, World())
     assert hit_c is False and calls == [1, 1]
+
+
+OPENCV_AFTER_POOL = r"""
+import cv2, numpy as np, torch
+from torch.utils.data import Dataset
+from sslinv.features import make_loader
+
+img = np.random.rand(800, 800, 3).astype(np.float32)
+for _ in range(3):  # starts OpenCV's thread pool in this (parent) process
+    cv2.warpPerspective(img, np.eye(3), (800, 800))
+assert cv2.getNumThreads() > 1, "OpenCV has no thread pool here: the test would prove nothing"
+
+class Blurred(Dataset):
+    def __len__(self):
+        return 4
+    def __getitem__(self, i):
+        return torch.from_numpy(cv2.GaussianBlur(img[:64, :64], (5, 5), 1.0))
+
+print(sum(float(b.sum()) > 0 for b in make_loader(Blurred(), workers=1, batch_size=2)))
+"""
+
+
+def test_loader_workers_survive_opencv_used_before_fork():
+    """A worker forked after the parent ran OpenCV in threads used to hang in its first
+    OpenCV call (seen when the demo painted its tasks and then extracted features)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", OPENCV_AFTER_POOL], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2"

@@ -58,7 +58,7 @@ from sslinv import cache, distributed, paths, results
 from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError, CheckpointError, DataNotFoundError, SslinvError, UsageError
-from sslinv.features import autocast_dtype, default_workers, resolve_device
+from sslinv.features import autocast_dtype, default_workers, opencv_fork_safe, resolve_device
 from sslinv.pretrain import augment
 from sslinv.pretrain.moco import MoCo, default_bn_splits, head_dim
 
@@ -303,6 +303,8 @@ def _init_worker(_: int) -> None:
 
 
 def make_train_loader(dataset: Dataset, batches: Sampler, workers: int, device: torch.device) -> DataLoader:
+    if workers > 0:
+        opencv_fork_safe()
     return DataLoader(
         dataset,
         batch_sampler=batches,
