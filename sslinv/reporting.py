@@ -22,3 +22,17 @@ class Reporter:
 
     def info(self, message: str) -> None:
         pass
+
+
+def lazy_task(reporter: Reporter, description: str, total: int) -> Callable[[int], None]:
+    """A progress callback whose bar appears on its first call, so work found in the
+    cache shows no empty bar. Call it with 0 to show the bar when the work starts."""
+    advance: Callable[[int], None] | None = None
+
+    def step(n: int) -> None:
+        nonlocal advance
+        if advance is None:
+            advance = reporter.task(description, total)
+        advance(n)
+
+    return step

@@ -118,6 +118,8 @@ def pool_statistics(
 
 def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress):
     mine = list(distributed.shard(len(pool), world))
+    if progress:
+        progress(0)  # the bar appears now (cached statistics show none)
     dataset = CleanImages(pool, mine, resize, crop, skip_bad)
     loader = make_loader(dataset, workers, batch_size, collate_clean)
     local: RunningStats | None = None

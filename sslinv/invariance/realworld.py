@@ -39,9 +39,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sslinv.reporting import Reporter
+from sslinv.reporting import Reporter, lazy_task
 from sslinv import distributed, results
 from sslinv.data.folder import ImagePool, load_rgb, scan_pool
+from sslinv.data import demo_tasks
 from sslinv.data.realworld import NAMES, GroupedImages, by_count
 from sslinv.data.realworld import get as get_dataset
 from sslinv.errors import BadImageError, DataNotFoundError
@@ -194,9 +195,13 @@ def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[Groupe
     explicit = {get_dataset(n).name for n in cfg.datasets if n.lower() != "all"}
     loaded, missing = [], []
     for name in names:
+        entry = get_dataset(name)
         try:
+            if entry.builtin:
+                loaded.append(entry.load(demo_tasks.data_root(cfg.cache_dir, reporter)))
+                continue
             # A dataset asked for by name may also be the data root itself.
-            loaded.append(get_dataset(name).load(cfg.data_root, accept_root_itself=name in explicit))
+            loaded.append(entry.load(cfg.data_root, accept_root_itself=name in explicit))
         except DataNotFoundError:
             if name in explicit or not wants_all:
                 raise
@@ -289,7 +294,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
             extractor, identity, pool,
             resize=cfg.stats_resize, crop=cfg.stats_crop, precision=cfg.precision, skip_bad=cfg.skip_bad,
             batch_size=cfg.batch_size, workers=workers, cache_root=cfg.cache_dir, world=world,
-            progress=reporter.task(f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
+            progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
         )
         whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
         if (msg := regularisation_warning(whitening.regularisation)) is not None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sslinv.reporting import Reporter
+from sslinv.reporting import Reporter, lazy_task
 from sslinv import distributed, results
 from sslinv.features import (
     CleanImages,
@@ -129,7 +129,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         extractor, identity, pool,
         resize=cfg.resize, crop=cfg.crop, precision=cfg.precision, skip_bad=cfg.skip_bad,
         batch_size=cfg.batch_size, workers=workers, cache_root=cfg.cache_dir, world=world,
-        progress=reporter.task(f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
+        progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
     )
     whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
     if (msg := regularisation_warning(whitening.regularisation)) is not None:
