@@ -76,11 +76,11 @@ def plot_all(tables: list[Table], rows: list[Row], corrs: list[Correlation], out
             rec = cache.read_json(Path(r.path))
             curves.setdefault((r.settings, r.task), []).append((r.model, rec))
     for (settings, task), runs in curves.items():
+        drawn = [(model, c) for model, rec in runs if (c := (rec["metrics"].get("curves") or {}).get("similarity"))]
+        if not drawn:  # result files without curves: no empty figure
+            continue
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        for model, rec in runs:
-            curve = (rec["metrics"].get("curves") or {}).get("similarity")
-            if not curve:
-                continue
+        for model, curve in drawn:
             ys = [nan if y is None else y for y in curve]
             ax.plot(range(len(ys)), ys, label=model, lw=1.2)
         ax.set_xlabel(f"{task} parameter index (see result file for values)")
