@@ -119,15 +119,16 @@ def resolve_datasets(names: list[str], data_root: Path, probe: str, reporter: Re
     chosen: list[DownstreamDataset] = []
     for name in names:
         if name.strip().lower() == "all":
-            present = [ds for _, ds in DATASETS.items() if ds.root(data_root).is_dir()]
+            protocol = [ds for _, ds in DATASETS.items() if not ds.builtin]
+            present = [ds for ds in protocol if ds.root(data_root).is_dir()]
             if not present:
-                expected = ", ".join(f"{ds.root(data_root)}" for _, ds in DATASETS.items())
+                expected = ", ".join(f"{ds.root(data_root)}" for ds in protocol)
                 raise DataNotFoundError(
                     f"No downstream dataset found under {data_root} (looked for {expected}). "
                     "Run: sslinv fetch-data NAME (CIFAR10, Caltech101, Flowers, 300W, CelebA, "
                     "LeedsSportsPose), or set --data-root."
                 )
-            missing = [n for n, ds in DATASETS.items() if not ds.root(data_root).is_dir()]
+            missing = [ds.name for ds in protocol if not ds.root(data_root).is_dir()]
             if missing:
                 reporter.info(f"--dataset all: not present under {data_root}, skipped: {', '.join(missing)}")
             for ds in present:
@@ -291,8 +292,9 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
     # -- features: every rank takes part in extraction --------------------------------
     out: dict[str, DatasetResult] = {}
     jobs = []
+    roots = {ds.name: _data_root(ds, cfg, reporter) for ds in datasets}
     for ds in datasets:
-        splits = {s: ds.load(cfg.data_root, s, split_seed=cfg.split_seed, split_dir=cfg.split_dir)
+        splits = {s: ds.load(roots[ds.name], s, split_seed=cfg.split_seed, split_dir=cfg.split_dir)
                   for s in ("trainval", "test")}
         _check_targets(ds, splits, cfg.folds)
         probe = probe_config(cfg, ds, len(members))
@@ -340,7 +342,7 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
             "model": identity,
             "dataset": {
                 "name": ds.name,
-                "root": str(ds.root(cfg.data_root)),
+                "root": str(ds.root(roots[ds.name])),
                 "task": ds.task,
                 "trainval": splits["trainval"].identity(),
                 "test": splits["test"].identity(),
@@ -356,6 +358,13 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
         results.write_result(path, record)
         out[ds.name] = _from_record(record, path, cached=False)
     return [out[d.name] for d in datasets if d.name in out]
+
+
+def _data_root(ds: DownstreamDataset, cfg: DownstreamConfig, reporter: Reporter) -> Path:
+    """The data root, or ``<cache>/demo`` for the built-in datasets (painted on first use)."""
+    from sslinv.data import demo_tasks
+
+    return demo_tasks.data_root(cfg.cache_dir, reporter) if ds.builtin else cfg.data_root
 
 
 def _check_targets(ds: DownstreamDataset, splits: dict[str, Split], folds: int) -> None:

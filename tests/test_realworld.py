@@ -155,7 +155,10 @@ SHAPES = {
 
 
 def test_registry_lists_the_eleven_datasets_and_every_one_has_a_fake():
-    assert rw.NAMES == tuple(rw.REALWORLD.names()) == tuple(SHAPES)
+    assert rw.NAMES == tuple(SHAPES)
+    # After them, the built-in demo datasets (painted by sslinv; tests/test_demo_tasks.py).
+    assert tuple(rw.REALWORLD.names()) == rw.NAMES + rw.DEMO_NAMES
+    assert all(rw.get(n).builtin for n in rw.DEMO_NAMES) and not any(rw.get(n).builtin for n in rw.NAMES)
     assert {rw.get(n).dirname for n in rw.NAMES} == set(FAKES)
     assert {n: rw.get(n).k for n in rw.NAMES} == {n: k for n, (_, k) in SHAPES.items()}
 

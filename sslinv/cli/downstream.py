@@ -33,7 +33,8 @@ def downstream(
         typer.Option(
             "--dataset", "-d",
             help="cifar10, caltech101, flowers, 300w, celeba or leeds_sports_pose (repeatable), "
-            "or 'all' for every one present under the data root.",
+            "or 'all' for every one present under the data root. Built in (no download, used by "
+            "sslinv demo): demo-classes, demo-landmarks.",
             autocompletion=complete_dataset, rich_help_panel=o.RUN,
         ),
     ],

@@ -11,9 +11,9 @@ from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdo
 
 
 def complete_dataset(incomplete: str) -> list[str]:
-    from sslinv.data.realworld import NAMES
+    from sslinv.data.realworld import DEMO_NAMES, NAMES
 
-    return [n for n in ("all", *NAMES) if n.lower().startswith(incomplete.lower())]
+    return [n for n in ("all", *NAMES, *DEMO_NAMES) if n.lower().startswith(incomplete.lower())]
 
 
 def complete_stats_data(incomplete: str) -> list[str]:
@@ -29,7 +29,8 @@ def realworld(
             "--dataset", "-d",
             help="A real-world dataset (repeatable): COIL100, ALOI-viewpoint, ALOI-illumination, "
             "ALOI-temperature, ALOT-viewpoint, ALOT-illumination, ALOT-temperature, ExposureErrors, "
-            "DaLI, Flickr1024, RealBlur; or 'all' for every one present under the data root.",
+            "DaLI, Flickr1024, RealBlur; or 'all' for every one present under the data root. "
+            "Built in (no download, used by sslinv demo): demo-viewpoint, demo-lighting.",
             autocompletion=complete_dataset, rich_help_panel=o.RUN,
         ),
     ],

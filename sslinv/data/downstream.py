@@ -10,6 +10,10 @@ record their loaders return.
 | celeba | celeba | official train + valid / test | 5 landmarks (10) | R^2 |
 | leeds_sports_pose | lsp | seeded 60/40: train / test | 14 joints (28) | R^2 |
 
+Two built-in stand-ins serve ``sslinv demo`` (not part of ``--dataset all``; painted into
+``<cache>/demo`` on first use, see ``sslinv.data.demo_tasks``): ``demo-classes`` (8
+classes, accuracy) and ``demo-landmarks`` (3 markers, R^2).
+
 Each loader module (``sslinv.data.<module>``) follows the shared contract: a docstring
 with the expected tree, ``DIRNAME`` (the folder under the data root), ``verify(root)``
 and ``load(root, split, ...)`` returning a :class:`Split`. Importing this module is cheap
@@ -140,6 +144,8 @@ class DownstreamDataset:
     description: str
     seeded_split: bool = False  # the protocol derives the split from a seed
     split_files: bool = False  # accepts --split-dir train.txt/test.txt
+    mode: str | None = None  # passed to the loader's load(..., mode=) when one module serves several
+    builtin: bool = False  # painted into <cache>/demo on first use (sslinv.data.demo_tasks)
 
     def loader(self) -> ModuleType:
         return importlib.import_module(f"sslinv.data.{self.module}")
@@ -157,6 +163,8 @@ class DownstreamDataset:
             kwargs["seed"] = split_seed
         if self.split_files:
             kwargs["split_dir"] = split_dir
+        if self.mode is not None:
+            kwargs["mode"] = self.mode
         return self.loader().load(self.root(data_root), split, **kwargs)
 
     def verify(self, data_root: Path) -> dict[str, int]:
@@ -180,6 +188,12 @@ for _record in (
                       "CelebA aligned: 5 facial landmarks, official partition"),
     DownstreamDataset("leeds_sports_pose", "lsp", "regression", "r2", 28,
                       "Leeds Sports Pose: 14 body joints, seeded 60/40 split", seeded_split=True),
+    DownstreamDataset("demo-classes", "demo_tasks", "classification", "accuracy", 8,
+                      "built in: new scenes of the 8 demo classes, 288 train / 96 test",
+                      mode="classes", builtin=True),
+    DownstreamDataset("demo-landmarks", "demo_tasks", "regression", "r2", 6,
+                      "built in: 3 coloured markers per scene (6 coordinates), 288 train / 96 test",
+                      mode="landmarks", builtin=True),
 ):
     DATASETS.register(_record.name, _record)
 

@@ -59,6 +59,10 @@ NAMES = (
     "RealBlur",
 )
 
+#: Built-in stand-ins painted into the cache (``sslinv.data.demo_tasks``), used by
+#: ``sslinv demo``; not part of ``--dataset all``. Their data root is ``<cache>/demo``.
+DEMO_NAMES = ("demo-viewpoint", "demo-lighting")
+
 
 @dataclass(frozen=True)
 class Group:
@@ -110,6 +114,7 @@ class RealWorldDataset:
     mode: str | None
     k: int  # views per group in the full dataset (the reference's k)
     group: str  # what one group is (for --help and tables)
+    builtin: bool = False  # painted into <cache>/demo on first use (see DEMO_NAMES)
 
     def loader(self) -> ModuleType:
         return importlib.import_module(f"sslinv.data.{self.module}")
@@ -158,17 +163,19 @@ for _entry in (
     RealWorldDataset("DaLI", "dali", None, 32, "scene"),
     RealWorldDataset("Flickr1024", "flickr1024", None, 2, "stereo pair"),
     RealWorldDataset("RealBlur", "realblur", None, 2, "scene pair"),
+    RealWorldDataset("demo-viewpoint", "demo_tasks", "viewpoint", 8, "demo scene", builtin=True),
+    RealWorldDataset("demo-lighting", "demo_tasks", "lighting", 8, "demo scene", builtin=True),
 ):
     REALWORLD.register(_entry.name, _entry)
 
-assert tuple(REALWORLD.names()) == NAMES
+assert tuple(REALWORLD.names()) == NAMES + DEMO_NAMES
 
 
 def get(name: str) -> RealWorldDataset:
     """The entry for ``name`` (exact, then case-insensitive; did-you-mean on a typo)."""
     if name in REALWORLD:
         return REALWORLD.get(name)
-    for n in NAMES:
+    for n in NAMES + DEMO_NAMES:
         if n.lower() == name.lower():
             return REALWORLD.get(n)
     return REALWORLD.get(name)  # raises UnknownNameError with a did-you-mean
