@@ -15,6 +15,7 @@ from sslinv.cli.downstream import downstream
 from sslinv.cli.fetch_data import fetch_data
 from sslinv.cli.pretrain import pretrain
 from sslinv.cli.report import report
+from sslinv.cli.demo import demo
 
 app = typer.Typer(
     name="sslinv",
@@ -32,6 +33,7 @@ app.command("downstream", no_args_is_help=True)(downstream)
 app.command("fetch-data", no_args_is_help=True)(fetch_data)
 app.command("pretrain", no_args_is_help=True)(pretrain)
 app.command("report")(report)
+app.command("demo")(demo)
 
 
 def _version(value: bool) -> None:

@@ -139,6 +139,46 @@ def ensure_demo_pool(
     return final
 
 
+def ensure_scaled_pool(
+    cache: Path, side: int, n: int = DEFAULT_N, seed: int = 0, *, progress: Progress | None = None
+) -> Path:
+    """A copy of the pool whose images are scaled so their shorter side is ``side``
+    (``<cache>/demo/v1-n<n>-s<seed>-side<side>``), made on first use, atomically.
+
+    For pretraining at a small image size: MoCo's augmentations (colour jitter, blur) cost
+    per pixel of the *source* image, so on full-size demo images they, not the model,
+    would bound a CPU run. Scaling once keeps the views the same up to resampling.
+    """
+    from PIL import Image
+
+    from sslinv import cache as cache_mod
+    from sslinv import paths
+
+    _check_args(n=n, seed=seed)
+    if side < 8:
+        raise ValueError(f"side must be at least 8, not {side}")
+    source = ensure_demo_pool(cache, n=n, seed=seed)
+    final = paths.demo_dir(Path(cache), f"{pool_name(n, seed)}-side{side}")
+    if final.is_dir():
+        return final
+    with cache_mod.lock(final):
+        if final.is_dir():
+            return final
+        with cache_mod.atomic_dir(final) as tmp:
+            for index in range(n):
+                rel = relative_path(index)
+                with Image.open(source / rel) as im:
+                    w, h = im.size
+                    scale = side / min(w, h)
+                    size = (max(side, round(w * scale)), max(side, round(h * scale)))
+                    small = im.convert("RGB").resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                small.save(tmp / rel, format="JPEG", quality=JPEG_QUALITY)
+                if progress is not None:
+                    progress(index + 1, n)
+    return final
+
+
 def _check_args(index: int = 0, n: int = 1, seed: int = 0) -> None:
     from sslinv.errors import UsageError
 
