@@ -120,10 +120,10 @@ def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
     def timed(step: str) -> Iterator[None]:
         t0 = time.perf_counter()
         yield
-        steps[step] = steps.get(step, 0.0) + round(time.perf_counter() - t0, 3)
+        steps[step] = round(steps.get(step, 0.0) + time.perf_counter() - t0, 3)
 
     # -- 1. data ---------------------------------------------------------------------------
-    with timed("data"), stages.evaluate("data") as rep:
+    with timed("data"), stages.evaluate("built-in data") as rep:
         n, side = cfg.recipe.pool_images, cfg.recipe.train_side
         name = demo.pool_name(n)
         pool = _paint(cfg.cache_dir, rep, f"painting the demo pool ({n} images, first use)", name, n,
