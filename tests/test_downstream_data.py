@@ -457,6 +457,7 @@ def test_celeba_landmarks_hand_checked(tmp_path):
     assert celeba.verify(root) == {"train": 3, "valid": 1, "test": 1}
     split = celeba.load(root, "trainval")
     assert [p.name for p in split.files] == ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg"]
+    assert split.sizes is None and split.sizes_from_files  # headers are read only when needed
     view = split.view_targets(224, 224)
     np.testing.assert_allclose(view[0, :4], [112.0, 112.0, 90 * 224 / 178, 90 * 224 / 178])
     assert not np.allclose(view[0, 2], np.floor(view[0, 2]))

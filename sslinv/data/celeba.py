@@ -88,7 +88,7 @@ def read_landmarks(root: Path) -> dict[str, np.ndarray]:
 
 def load(root: Path, split: str):
     """The downstream split ``trainval`` (train + valid) or ``test``."""
-    from sslinv.data.downstream import Split, image_sizes, stat_fingerprint
+    from sslinv.data.downstream import Split, stat_fingerprint
 
     root = Path(root)
     if not (root / FOLDER / IMAGES).is_dir():
@@ -111,7 +111,7 @@ def load(root: Path, split: str):
     files = tuple(root / FOLDER / IMAGES / n for n in chosen)
     return Split(
         dataset=NAME, split=split, targets=np.stack([marks[n] for n in chosen]) if chosen else np.zeros((0, 10)),
-        files=files, sizes=image_sizes(files), fingerprint=stat_fingerprint(files),
+        files=files, sizes_from_files=True, fingerprint=stat_fingerprint(files),
         source=PARTITION,
     )
 

@@ -45,7 +45,10 @@ class Split:
     zero-padded outside the image), or None. ``targets`` are int64 class indices, or
     float64 (n, 2 * points) landmark coordinates ``x0, y0, x1, y1, ...`` in the pixels of
     the image *after* its box crop, whose size ``(w, h)`` per image is ``sizes``;
-    :meth:`view_targets` maps them into the final resize/centre-crop view.
+    :meth:`view_targets` maps them into the final resize/centre-crop view. With
+    ``sizes_from_files`` the sizes are read from the image headers only when
+    :meth:`view_targets` needs them (CelebA: 202,599 headers a rerun with every result
+    cached does not read).
     """
 
     dataset: str
@@ -55,6 +58,7 @@ class Split:
     arrays: np.ndarray | None = None
     boxes: np.ndarray | None = None
     sizes: np.ndarray | None = None
+    sizes_from_files: bool = False
     fingerprint: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -64,9 +68,10 @@ class Split:
 
     def view_targets(self, resize: int, crop: int) -> np.ndarray:
         """Class labels as they are; landmarks as pixel coordinates in the final view."""
-        if self.sizes is None:
+        sizes = image_sizes(self.files) if self.sizes is None and self.sizes_from_files else self.sizes
+        if sizes is None:
             return self.targets
-        return landmarks_in_view(self.targets, self.sizes, resize, crop)
+        return landmarks_in_view(self.targets, sizes, resize, crop)
 
     def identity(self) -> dict[str, Any]:
         """What the features of this split depend on (feature-cache key part)."""
