@@ -107,6 +107,25 @@ def test_best_value_is_highlighted_per_column(results_dir):
     assert "**3.0000**" in md or "**0.5000**" in md  # lowest distance is best
 
 
+def test_screen_tables_keep_settings_in_title_and_transpose_wide_tables():
+    from rich.console import Console
+
+    from sslinv.report.tables import Table, to_rich
+
+    tasks = [f"t{i}" for i in range(6)]
+    wide = Table("synthetic", "similarity", "whitened cosine", "abcd1234", {}, ["m1", "m2"], tasks,
+                 {(m, t): (0.1 * i if m == "m1" else 0.05 * i) for m in ("m1", "m2") for i, t in enumerate(tasks)})
+    console = Console(width=60, record=True, color_system=None)
+    for t in to_rich([wide]):
+        console.print(t)
+    text = console.export_text()
+    assert "[settings abcd1234]" in text  # not eaten as rich markup
+    header = next(line for line in text.splitlines() if "transform" in line)
+    assert "m1" in header and "m2" in header  # models are columns, transforms rows
+    assert sum(line.lstrip("│ ").startswith("t") for line in text.splitlines()) == 6
+    assert "…" not in text
+
+
 def test_plots(results_dir, tmp_path):
     pytest.importorskip("matplotlib")
     res = invoke("--results", str(results_dir), "--plot", str(tmp_path / "fig"))

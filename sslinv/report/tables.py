@@ -47,7 +47,7 @@ UNITS = {"similarity": "whitened cosine", "distance": "Mahalanobis", "similarity
 
 def pivot(rows: list[Row], metric: str) -> list[Table]:
     """One table per (command, settings) for ``metric`` on invariance commands and the
-    score on the others; task order as first seen."""
+    score on the others; tasks in the paper's order (``_task_order``)."""
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in rows:
         m = metric if metric in r.values else "score" if "score" in r.values else None
@@ -60,10 +60,21 @@ def pivot(rows: list[Row], metric: str) -> list[Table]:
             command=command, metric=m, unit=units.pop() if len(units) == 1 else "mixed",
             settings=settings, settings_detail=rs[0].settings_detail,
             models=list(dict.fromkeys(r.model for r in rs)),
-            tasks=list(dict.fromkeys(r.task for r in rs)),
+            tasks=sorted(dict.fromkeys(r.task for r in rs), key=_task_order(command)),
             cells={(r.model, r.task): r.values.get(m) for r in rs},
         ))
     return tables
+
+
+def _task_order(command: str):
+    """Sort key for a table's tasks: the paper's order for transforms and real-world
+    datasets (as the commands list them), then anything else by name."""
+    from sslinv.cli.options import TRANSFORM_NAMES
+    from sslinv.data.realworld import DEMO_NAMES, NAMES
+
+    known = {"synthetic": TRANSFORM_NAMES, "realworld": NAMES + DEMO_NAMES}.get(command, ())
+    rank = {name: i for i, name in enumerate(known)}
+    return lambda task: (rank.get(task, len(rank)), task)
 
 
 def fmt(v: float | None) -> str:
@@ -124,20 +135,32 @@ def to_latex(tables: list[Table]) -> str:
 
 
 def to_rich(tables: list[Table]):
+    """Rich tables for the screen. A table with more tasks than models (18 transforms,
+    3 models) is drawn transposed, tasks as rows, so it fits a terminal; the best value
+    per task is in bold green either way."""
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     rendered = []
     for t in tables:
-        rt = RichTable(title=t.title, title_justify="left")
-        rt.add_column("model")
-        for task in t.tasks:
-            rt.add_column(task, justify="right")
         best = {task: t.best(task) for task in t.tasks}
-        for m in t.models:
-            cells = []
+
+        def cell(m: str, task: str) -> str:
+            s = fmt(t.cells.get((m, task)))
+            return f"[bold green]{s}[/]" if best[task] == m and s else s
+
+        rt = RichTable(title=escape(t.title), title_justify="left")
+        if len(t.tasks) > len(t.models):
+            rt.add_column(t.command if t.command != "synthetic" else "transform")
+            for m in t.models:
+                rt.add_column(escape(m), justify="right")
             for task in t.tasks:
-                s = fmt(t.cells.get((m, task)))
-                cells.append(f"[bold green]{s}[/]" if best[task] == m and s else s)
-            rt.add_row(m, *cells)
+                rt.add_row(escape(task), *(cell(m, task) for m in t.models))
+        else:
+            rt.add_column("model")
+            for task in t.tasks:
+                rt.add_column(escape(task), justify="right")
+            for m in t.models:
+                rt.add_row(escape(m), *(cell(m, task) for task in t.tasks))
         rendered.append(rt)
     return rendered
