@@ -194,12 +194,13 @@ def _kind(transform: str) -> str:
 
 
 def _pretrain(cfg: DemoConfig, preset: str, train_pool: Path, reporter):
+    from sslinv.errors import UsageError
     from sslinv.pretrain.augment import get_preset
-    from sslinv.pretrain.train import PretrainConfig
+    from sslinv.pretrain.train import PretrainConfig, TrainedLongerError
     from sslinv.pretrain.train import run as pretrain
 
     r = cfg.recipe
-    return pretrain(PretrainConfig(
+    train_cfg = PretrainConfig(
         name=model_name(preset),
         augment=list(get_preset(preset).augment),
         arch=r.arch,
@@ -217,7 +218,15 @@ def _pretrain(cfg: DemoConfig, preset: str, train_pool: Path, reporter):
         workers=cfg.workers,
         device=cfg.device,
         force=cfg.force,
-    ), reporter)
+    )
+    try:
+        return pretrain(train_cfg, reporter)
+    except TrainedLongerError as exc:
+        raise UsageError(
+            f"The demo models in this cache were trained for {exc.trained} epochs, more than "
+            f"--epochs {cfg.epochs}. Pass --epochs {exc.trained} (or more, to continue them), or "
+            "--force to retrain them from scratch."
+        ) from None
 
 
 def _synthetic(cfg: DemoConfig, name: str, pool: Path, reporter):

@@ -164,6 +164,14 @@ class Reporter:
 # ------------------------------------------------------------------------------ places
 
 
+class TrainedLongerError(UsageError):
+    """The run exists and has trained more epochs than asked for (``trained``)."""
+
+    def __init__(self, message: str, trained: int) -> None:
+        super().__init__(message)
+        self.trained = trained
+
+
 def run_dir(cache_root: Path, name: str) -> Path:
     return Path(cache_root) / "pretrain" / paths.safe_name(name)
 
@@ -554,10 +562,11 @@ def _plan(cfg: PretrainConfig, public: dict[str, Any], loaded: dict[str, Any]) -
             )
         epoch, step = int(state["epoch"]), int(state["step"])
         if epoch > cfg.epochs or (epoch == cfg.epochs and step > 0):
-            raise UsageError(
+            raise TrainedLongerError(
                 f"The run {cfg.name!r} has already trained {epoch} epochs, more than --epochs "
                 f"{cfg.epochs}. Pass --epochs {max(epoch, old.get('epochs', epoch))} to export it "
-                "as it is, --force to start over, or --name NEW."
+                "as it is, --force to start over, or --name NEW.",
+                trained=max(epoch, int(old.get("epochs", epoch))),
             )
         mode = "finished" if epoch == cfg.epochs else "resume"
         plan = {"mode": mode, "run_id": state["run_id"], "epoch": epoch, "step": step,
