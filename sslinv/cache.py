@@ -70,6 +70,21 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         raise
 
 
+def build_dir(final: Path, build: Callable[[Path], None]) -> Path:
+    """The folder ``final``, made on first use: ``build(tmp)`` fills a temp folder that is
+    renamed into place only when complete, so its existence means it is whole. The lock
+    only saves work: a second process asking at the same time waits, re-checks, and
+    reuses the first one's folder (``build`` is not called then)."""
+    final = Path(final)
+    if final.is_dir():
+        return final
+    with lock(final):
+        if not final.is_dir():
+            with atomic_dir(final) as tmp:
+                build(tmp)
+    return final
+
+
 def write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

@@ -125,12 +125,10 @@ def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
     # -- 1. data ---------------------------------------------------------------------------
     with timed("data"), stages.evaluate("built-in data") as rep:
         n, side = cfg.recipe.pool_images, cfg.recipe.train_side
-        name = demo.pool_name(n)
-        pool = _paint(cfg.cache_dir, rep, f"painting the demo pool ({n} images, first use)", name, n,
-                      lambda p: demo.ensure_demo_pool(cfg.cache_dir, n=n, progress=p))
-        train_pool = _paint(cfg.cache_dir, rep, f"scaling it to {side} px for pretraining (first use)",
-                            f"{name}-side{side}", n,
-                            lambda p: demo.ensure_scaled_pool(cfg.cache_dir, side, n=n, progress=p))
+        pool = demo.ensure_demo_pool(
+            cfg.cache_dir, n=n, progress=demo.progress_bar(rep, f"painting the demo pool ({n} images, first use)", n))
+        train_pool = demo.ensure_scaled_pool(
+            cfg.cache_dir, side, n=n, progress=demo.progress_bar(rep, f"scaling it to {side} px for pretraining (first use)", n))
         demo_tasks.data_root(cfg.cache_dir, rep)
 
     # -- 2. pretraining ------------------------------------------------------------------------
@@ -174,17 +172,6 @@ def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
         cached=cached,
         steps=steps,
     )
-
-
-def _paint(cache: Path, rep: Reporter, description: str, folder: str, total: int, make) -> Path:
-    """``make(progress)``, with a progress bar only when ``<cache>/demo/<folder>`` is new."""
-    from sslinv import paths
-
-    progress = None
-    if not paths.demo_dir(cache, folder).is_dir():
-        advance = rep.task(description, total)
-        progress = lambda done, total: advance(1)  # noqa: E731
-    return make(progress)
 
 
 def _kind(transform: str) -> str:
@@ -304,10 +291,9 @@ def finding(invariances: list[dict[str, Any]], epochs: int, images: int) -> dict
             "text": (f"{group} ({', '.join(transforms)}): expected {expected}; "
                      f"{winner} wins on {wins} of {len(pairs)}, mean similarity {mean_w:.3f} vs {mean_l:.3f}: {verdict}."),
         }
-    both = [out[g].get("shows") for g in ("spatial", "colour")]
-    out["shows"] = all(b is True for b in both)
-    out["epochs"] = epochs
     missing = [g for g in ("spatial", "colour") if out[g].get("shows") is not True]
+    out["shows"] = not missing
+    out["epochs"] = epochs
     out["note"] = (
         "Both halves of the finding show at this budget." if out["shows"] else
         f"Not every half shows ({' and '.join(missing)}: see above) after {epochs} epochs of pretraining "

@@ -114,29 +114,31 @@ def generate(
             progress(index + 1, n)
 
 
+def progress_bar(reporter, description: str, total: int) -> Progress:
+    """A ``progress(done, total)`` for ``ensure_demo_pool`` / ``ensure_scaled_pool`` that
+    draws a bar through ``reporter`` (``sslinv.reporting.Reporter``). They call it only
+    while painting, so the bar appears only on first use."""
+    from sslinv.reporting import lazy_task
+
+    advance = lazy_task(reporter, description, total)
+    return lambda done, total: advance(1)
+
+
 def ensure_demo_pool(
     cache: Path, n: int = DEFAULT_N, seed: int = 0, *, progress: Progress | None = None
 ) -> Path:
     """The demo pool folder ``<cache>/demo/v1-n<n>-s<seed>``, generated on first use.
 
-    The pool is painted into a temp folder and renamed into place only when complete,
-    so its existence means it is whole. The lock only saves work: a second process
-    asking at the same time waits, re-checks, and reuses the first one's pool.
-    ``progress`` is passed to ``generate`` (called only when the pool is generated).
+    Made by ``sslinv.cache.build_dir``: painted into a temp folder and renamed into place
+    only when complete, so its existence means it is whole. ``progress`` is passed to
+    ``generate`` (called only when the pool is generated).
     """
     from sslinv import cache as cache_mod
     from sslinv import paths
 
     _check_args(n=n, seed=seed)
     final = paths.demo_dir(Path(cache), pool_name(n, seed))
-    if final.is_dir():
-        return final
-    with cache_mod.lock(final):
-        if final.is_dir():
-            return final
-        with cache_mod.atomic_dir(final) as tmp:
-            generate(tmp, n=n, seed=seed, progress=progress)
-    return final
+    return cache_mod.build_dir(final, lambda tmp: generate(tmp, n=n, seed=seed, progress=progress))
 
 
 def ensure_scaled_pool(
@@ -158,25 +160,21 @@ def ensure_scaled_pool(
     if side < 8:
         raise ValueError(f"side must be at least 8, not {side}")
     source = ensure_demo_pool(cache, n=n, seed=seed)
-    final = paths.demo_dir(Path(cache), f"{pool_name(n, seed)}-side{side}")
-    if final.is_dir():
-        return final
-    with cache_mod.lock(final):
-        if final.is_dir():
-            return final
-        with cache_mod.atomic_dir(final) as tmp:
-            for index in range(n):
-                rel = relative_path(index)
-                with Image.open(source / rel) as im:
-                    w, h = im.size
-                    scale = side / min(w, h)
-                    size = (max(side, round(w * scale)), max(side, round(h * scale)))
-                    small = im.convert("RGB").resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                small.save(tmp / rel, format="JPEG", quality=JPEG_QUALITY)
-                if progress is not None:
-                    progress(index + 1, n)
-    return final
+
+    def build(tmp: Path) -> None:
+        for index in range(n):
+            rel = relative_path(index)
+            with Image.open(source / rel) as im:
+                w, h = im.size
+                scale = side / min(w, h)
+                size = (max(side, round(w * scale)), max(side, round(h * scale)))
+                small = im.convert("RGB").resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            small.save(tmp / rel, format="JPEG", quality=JPEG_QUALITY)
+            if progress is not None:
+                progress(index + 1, n)
+
+    return cache_mod.build_dir(paths.demo_dir(Path(cache), f"{pool_name(n, seed)}-side{side}"), build)
 
 
 def _check_args(index: int = 0, n: int = 1, seed: int = 0) -> None:

@@ -33,6 +33,7 @@ They are registered like the real datasets, so every command can use them by nam
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -156,20 +157,18 @@ def generate(dest: Path, n_groups: int = N_GROUPS, n_views: int = N_VIEWS, n_lan
     (dest / "landmarks" / "targets.csv").write_text("\n".join(lines) + "\n")
 
 
-def ensure_demo_tasks(cache: Path) -> Path:
-    """``<cache>/demo/tasks-v2``, generated on first use, atomically (see demo.ensure_demo_pool)."""
+def ensure_demo_tasks(cache: Path, announce: Callable[[], None] | None = None) -> Path:
+    """``<cache>/demo/tasks-v2``, generated on first use, atomically (``cache.build_dir``);
+    ``announce()`` is called first when (and only when) they are generated."""
     from sslinv import cache as cache_mod
     from sslinv import paths
 
-    final = paths.demo_dir(Path(cache), DIRNAME)
-    if final.is_dir():
-        return final
-    with cache_mod.lock(final):
-        if final.is_dir():
-            return final
-        with cache_mod.atomic_dir(final) as tmp:
-            generate(tmp)
-    return final
+    def build(tmp: Path) -> None:
+        if announce is not None:
+            announce()
+        generate(tmp)
+
+    return cache_mod.build_dir(paths.demo_dir(Path(cache), DIRNAME), build)
 
 
 def groups(root: Path, kind: str) -> list[list[Path]]:
@@ -265,8 +264,7 @@ def load(root: Path, split: str, *, mode: str):
 def data_root(cache: Path, reporter=None) -> Path:
     """The data root of the built-in demo datasets, ``<cache>/demo``; the tasks are painted
     there on first use (said through ``reporter.info`` when one is given)."""
-    from sslinv import paths
-
-    if reporter is not None and not paths.demo_dir(Path(cache), DIRNAME).is_dir():
-        reporter.info("Painting the built-in demo tasks (first use, a few seconds).")
-    return ensure_demo_tasks(cache).parent
+    announce = None
+    if reporter is not None:
+        announce = lambda: reporter.info("Painting the built-in demo tasks (first use, a few seconds).")  # noqa: E731
+    return ensure_demo_tasks(cache, announce).parent

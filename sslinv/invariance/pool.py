@@ -36,9 +36,8 @@ def resolve_pool(
     if data == demo.DEMO_NAME:
         if world.is_main:
             progress = None
-            if reporter is not None and not demo_exists(cache_root):
-                advance = reporter.task("generating the demo image pool (first use)", demo.DEFAULT_N)
-                progress = lambda done, total: advance(1)  # noqa: E731
+            if reporter is not None:
+                progress = demo.progress_bar(reporter, "generating the demo image pool (first use)", demo.DEFAULT_N)
             demo.ensure_demo_pool(cache_root, progress=progress)
         distributed.barrier(world)
         root = demo.ensure_demo_pool(cache_root)  # exists now: returns at once
@@ -54,12 +53,6 @@ def resolve_pool(
         )
         return scan_pool(root, name="imagenet-val", hint=hint)
     return scan_pool(Path(data), hint="Pass --data PATH with an image folder, or --data demo.")
-
-
-def demo_exists(cache_root: Path) -> bool:
-    from sslinv.data import demo
-
-    return paths.demo_dir(cache_root, demo.pool_name(demo.DEFAULT_N, 0)).is_dir()
 
 
 def stats_key(model_identity: dict, pool: ImagePool, resize: int, crop: int, precision: str, skip_bad: bool) -> dict[str, Any]:
