@@ -418,6 +418,10 @@ def _probe(cfg, ds: DownstreamDataset, probe: dict[str, Any], splits, x_tv, x_te
         progress = reporter.task(f"{ds.name}: logistic regression, {len(wds)} weight decays x {cfg.folds} folds", len(wds))
         res = linear.logistic_cv(x_tv, y_tv, x_te, y_te, ds.outputs, wds, folds, ds.metric,
                                  max_iter=cfg.max_iter, tol=cfg.tol, device=device, progress=progress)
+        if res.info["not_converged"]:
+            reporter.warn(f"{ds.name}: {res.info['not_converged']} of {len(wds) * (cfg.folds + 1)} logistic "
+                          f"problems stopped at --max-iter {cfg.max_iter} before --tol {cfg.tol:g}; "
+                          "a larger --max-iter solves them further (the count is in the result file).")
     else:
         progress = reporter.task(f"{ds.name}: ridge regression, {len(wds)} weight decays x {cfg.folds} folds", cfg.folds + 1)
         res = linear.ridge_cv(x_tv, y_tv, x_te, y_te, wds, folds, device=device, progress=progress)
