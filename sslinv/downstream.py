@@ -58,6 +58,7 @@ class DownstreamConfig:
     probe: str = "linear"
     fuse: str = "cat"
     layer: str = "backbone"
+    arch: str | None = None  # --arch: architecture of the checkpoint files given
     resize: int = 224
     crop: int = 224
     folds: int = 5
@@ -209,7 +210,7 @@ def load_members(cfg: DownstreamConfig) -> tuple[list[_Member], dict[str, Any]]:
         resolve_member(s, cfg.cache_dir)
     members = []
     for s in specs:
-        model, ident = load_model(s, cfg.cache_dir, layer=cfg.layer)
+        model, ident = load_model(s, cfg.cache_dir, layer=cfg.layer, arch=cfg.arch)
         members.append(_Member(s, model, ident))
     dims = [int(m.identity["dim"]) for m in members]
     fused = len(members) > 1

@@ -1,7 +1,8 @@
 """Batched feature extraction: devices, precision, data loading and the model call.
 
 Images are decoded and transformed in DataLoader workers into uint8 tensors; the
-main process moves each batch to the device, normalises it there and runs the model in
+main process moves each batch to the device and runs the model (which normalises its
+own input with its own mean and std) in
 eval mode under ``torch.inference_mode`` (optionally autocast to bf16/fp16). Features
 come back to the CPU as float32.
 """
@@ -61,15 +62,12 @@ class Extractor:
         self.dtype = autocast_dtype(precision)
         if self.dtype is torch.float16 and device.type == "cpu":
             raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU.")
-        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, on_device: bool = False) -> torch.Tensor:
         """Features of a uint8 batch: float32, on the CPU (or left on the device)."""
+        # 0..255 floats; the model normalises with its own mean/std (models/preprocess.py).
         x = images.to(self.device, non_blocking=True).float()
-        # (x / 255 - mean) / std, as ToTensor + Normalize, folded into one step.
-        x = (x - self.mean) / self.std
         if self.dtype is None:
             out = self.model(x)
         else:

@@ -52,6 +52,7 @@ def realworld(
         int, typer.Option("--stats-crop-size", min=1, help="Centre crop of the statistics pool images.", rich_help_panel=o.DATA)
     ] = 224,
     feature_layer: o.Layer = "backbone",
+    arch: o.ArchOpt = None,
     fuse: o.FuseOpt = o.Fuse.cat,
     force: o.Force = False,
     json_: o.Json = False,
@@ -102,6 +103,7 @@ def realworld(
         stats_resize=stats_resize,
         stats_crop=stats_crop,
         layer=feature_layer,
+        arch=arch,
         fuse=fuse.value,
         batch_size=batch_size,
         workers=workers,

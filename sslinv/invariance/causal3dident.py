@@ -94,6 +94,7 @@ class Causal3DIdentConfig:
     resize: int = 224
     crop: int = 224
     layer: str = "backbone"
+    arch: str | None = None  # --arch: architecture of the checkpoint files given
     fuse: str = "cat"
     max_train: int | None = 20480  # None: every training image
     max_test: int | None = 40960
@@ -202,7 +203,7 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
         )
 
     # -- model ---------------------------------------------------------------------
-    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse)
+    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse, arch=cfg.arch)
 
     # -- finished results are reused -------------------------------------------------
     pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": cfg.precision, "normalise": "imagenet"}

@@ -74,6 +74,7 @@ class RealWorldConfig:
     stats_resize: int = 256
     stats_crop: int = 224
     layer: str = "backbone"
+    arch: str | None = None  # --arch: architecture of the checkpoint files given
     fuse: str = "cat"
     batch_size: int = 64
     workers: int | None = None
@@ -261,7 +262,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
     datasets, missing = load_datasets(cfg, reporter)
 
     # -- model ---------------------------------------------------------------------
-    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse)
+    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse, arch=cfg.arch)
     extractor = Extractor(model, device, cfg.precision)
 
     # -- finished results are reused -------------------------------------------------
@@ -275,6 +276,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
         "statistics": {"pool": pool.identity(), "resize": cfg.stats_resize, "crop": cfg.stats_crop},
         "precision": cfg.precision,
         "skip_bad": cfg.skip_bad,
+        "whitening": "pseudo-inverse",  # directions below the cutoff dropped, not floored
     }
     out: dict[str, DatasetResult] = {}
     todo = []
@@ -296,7 +298,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
             batch_size=cfg.batch_size, workers=workers, cache_root=cfg.cache_dir, world=world,
             progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
         )
-        whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
+        whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n, precision=cfg.precision)
         if (msg := regularisation_warning(whitening.regularisation)) is not None:
             reporter.warn(msg.replace("(--data)", "(--stats-data)"))
         stats_record = {

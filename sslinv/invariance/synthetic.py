@@ -55,6 +55,7 @@ class SyntheticConfig:
     resize: int = 256
     crop: int = 224
     layer: str = "backbone"
+    arch: str | None = None  # --arch: architecture of the checkpoint files given
     fuse: str = "cat"
     batch_size: int = 64
     workers: int | None = None
@@ -120,7 +121,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
     families = [get_family(name) for name in cfg.transforms]  # fail fast on a typo
 
     # -- model ---------------------------------------------------------------------
-    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse)
+    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse, arch=cfg.arch)
     extractor = Extractor(model, device, cfg.precision)
 
     # -- statistics pool -----------------------------------------------------------
@@ -131,7 +132,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         batch_size=cfg.batch_size, workers=workers, cache_root=cfg.cache_dir, world=world,
         progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
     )
-    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
+    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n, precision=cfg.precision)
     if (msg := regularisation_warning(whitening.regularisation)) is not None:
         reporter.warn(msg)
     whitening = whitening.to(device)  # metrics are computed beside the model
@@ -149,6 +150,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         "precision": cfg.precision,
         "skip_bad": cfg.skip_bad,
         "statistics_rtol": whitening.regularisation["rtol"],
+        "whitening": "pseudo-inverse",  # directions below the cutoff dropped, not floored
     }
 
     # -- finished results are reused -------------------------------------------------

@@ -6,7 +6,10 @@
 
 Modules: ``resnet`` (architectures: ``ARCHS``), ``features`` (``FeatureModel``,
 ``FusedModel``), ``checkpoints`` (layouts: ``load_checkpoint``, ``save_moco_checkpoint``),
-``zoo`` (records: ``MODELS``, torch-free), ``load`` (``load_model``).
+``zoo`` (records: ``MODELS``, torch-free), ``load`` (``load_model``); ViTs through timm:
+``vit`` (``ViTFeatures``, architecture from the tensors), ``layouts_vit`` (DINO, DINOv2,
+MAE, DeiT, MoCo v3, iBOT layouts), ``hub`` (``timm:<name>``), ``preprocess`` (each
+model's own normalisation).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ _EXPORTS = {
     "STAGES": "resnet",
     "FeatureModel": "features",
     "FusedModel": "features",
+    "ViTFeatures": "vit",
+    "Preprocessing": "preprocess",
     "LoadedCheckpoint": "checkpoints",
     "build_backbone": "checkpoints",
     "infer_arch": "checkpoints",
