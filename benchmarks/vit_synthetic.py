@@ -47,11 +47,11 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
 
+    # benchmarks/ is on sys.path when this file is run as a script.
     import timm
     import torch
+    from synthetic_speed import bare_forward
 
-    from sslinv.distributed import World
-    from sslinv.features import Extractor, resolve_device
     from sslinv.invariance.synthetic import SyntheticConfig, run
     from sslinv.models import load_model
 
@@ -76,20 +76,10 @@ def main() -> None:
         t_sslinv = time.perf_counter() - t0
         n_forward = args.num_images * (results[0].k + 1)  # every view plus the clean view
 
-        model, identity = load_model(str(ckpt), tmp / "cache")
-        extractor = Extractor(model, resolve_device(args.device, World()))
-        batch = torch.randint(0, 256, (args.batch_size, 3, 224, 224), dtype=torch.uint8)
-        extractor(batch[:2])  # warm-up
-        sync = torch.cuda.synchronize if extractor.device.type == "cuda" else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        done = 0
-        while done < n_forward:
-            b = min(args.batch_size, n_forward - done)
-            extractor(batch[:b])
-            done += b
-        sync()
-        t_bare = time.perf_counter() - t0
+        # The same model, file and batches of pre-made uint8 views, as synthetic_speed.py does.
+        t_bare = bare_forward(argparse.Namespace(model=str(ckpt), device=args.device,
+                                                 batch_size=args.batch_size, crop=224), n_forward)
+        _, identity = load_model(str(ckpt), tmp / "cache")
 
     member = identity["members"][0]
     print(f"{member['arch']} ({member['layout']} layout), {args.transform} k={results[0].k}, "

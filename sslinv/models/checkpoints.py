@@ -137,11 +137,16 @@ def _tensor_items(obj: Mapping) -> dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
 
 
-def _find_prefix(sd: Mapping[str, Any]) -> str | None:
-    for prefix in KNOWN_PREFIXES:
-        if f"{prefix}conv1.weight" in sd and f"{prefix}layer1.0.conv1.weight" in sd:
+def first_prefix(sd: Mapping[str, Any], prefixes: tuple[str, ...], markers: tuple[str, ...]) -> str | None:
+    """The first of ``prefixes`` under which every one of ``markers`` is a key of ``sd``."""
+    for prefix in prefixes:
+        if all(f"{prefix}{m}" in sd for m in markers):
             return prefix
     return None
+
+
+def _find_prefix(sd: Mapping[str, Any]) -> str | None:
+    return first_prefix(sd, KNOWN_PREFIXES, ("conv1.weight", "layer1.0.conv1.weight"))
 
 
 def _locate(obj: Any) -> tuple[str, str, dict[str, torch.Tensor]] | None:

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from sslinv.errors import CheckpointError
+from sslinv.models.checkpoints import _tensor_items, first_prefix
 
 __all__ = ["DROPPED", "VIT_LAYOUTS", "ViTWeights", "find_vit", "heads_from_arch"]
 
@@ -86,15 +87,8 @@ class ViTWeights:
     dropped: tuple[str, ...]
 
 
-def _tensors(obj: Mapping) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-
-
 def _prefix(sd: Mapping[str, Any]) -> str | None:
-    for p in PREFIXES:
-        if f"{p}cls_token" in sd and f"{p}patch_embed.proj.weight" in sd:
-            return p
-    return None
+    return first_prefix(sd, PREFIXES, ("cls_token", "patch_embed.proj.weight"))
 
 
 def _arch_string(obj: Mapping) -> str | None:
@@ -116,7 +110,7 @@ def find_vit(obj: Any) -> ViTWeights | None:
         inner = obj if container == "" else obj.get(container)
         if not isinstance(inner, Mapping):
             continue
-        tensors = _tensors(inner)
+        tensors = _tensor_items(inner)
         prefix = _prefix(tensors)
         if prefix is None:
             continue
