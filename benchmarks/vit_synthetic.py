@@ -7,8 +7,8 @@ transforming, the model's own normalisation, forward, whitening, metrics, result
 against bare forward passes of the same model over the same number of 224 x 224 views
 (pre-made uint8 batches), in the same process. Target: ratio <= 1.3 on the CPU.
 
-    python benchmarks/vit_synthetic.py                 # rotation k=8, 8 images, CPU
-    python benchmarks/vit_synthetic.py --k 16 --num-images 16 --device cuda
+    python benchmarks/vit_synthetic.py                 # rotation k=16, 16 images, CPU
+    python benchmarks/vit_synthetic.py --k 8 --num-images 8 --device cuda
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def write_pool(root: Path, n: int) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--transform", default="rotation")
-    p.add_argument("--k", type=int, default=8)
-    p.add_argument("--num-images", type=int, default=8)
+    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--num-images", type=int, default=16)
     p.add_argument("--pool", type=int, default=32, help="statistics pool size")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=None)
