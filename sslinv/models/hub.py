@@ -94,10 +94,17 @@ def load_hub_model(spec: str) -> tuple[nn.Module, dict[str, Any], Preprocessing]
     path = hub_weights(cfg.hf_hub_id, getattr(cfg, "hf_hub_revision", None))
     kwargs: dict[str, Any] = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}, "num_classes": 0}
     try:
-        # ViTs: position embeddings follow the input size (--crop-size).
-        net = timm.create_model(name, dynamic_img_size=True, **kwargs)
-    except TypeError:  # not a ViT: no such argument
-        net = timm.create_model(name, **kwargs)
+        try:
+            # ViTs: position embeddings follow the input size (--crop-size).
+            net = timm.create_model(name, dynamic_img_size=True, **kwargs)
+        except TypeError:  # not a ViT: no such argument
+            net = timm.create_model(name, **kwargs)
+    except (RuntimeError, OSError, ValueError) as e:  # a damaged or foreign weights file
+        reason = (str(e).strip().splitlines() or [""])[0][:300]
+        raise CheckpointError(
+            f"timm could not load {path} into {name} ({type(e).__name__}: {reason}). Delete the "
+            "file from the Hugging Face cache to download it again."
+        ) from e
     prep = Preprocessing.from_timm_cfg(net.pretrained_cfg)
     from timm.models.vision_transformer import VisionTransformer
 
