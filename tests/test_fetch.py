@@ -30,8 +30,14 @@ from test_fetch_fakes import (  # noqa: F401  (server is a fixture)
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.errors import UnknownNameError, UsageError
-from sslinv.fetch.errors import ChecksumError, FetchError, ManualDownloadError, UnsafeArchiveError
+from sslinv.errors import (
+    ChecksumError,
+    FetchError,
+    ManualDownloadError,
+    UnknownNameError,
+    UnsafeArchiveError,
+    UsageError,
+)
 from sslinv.fetch.install import FetchConfig, dataset_status, marker_path, run
 from sslinv.fetch.manifest import load_manifest, mirror_url
 from sslinv.fetch.progress import NullReporter
@@ -82,7 +88,7 @@ def test_every_dataset_fetches_into_the_layout_its_loader_reads(
     folder = tmp_path / "data" / record.dirname
     assert LAYOUT_CHECKS[name](folder)  # the tree datasets.md says the loaders read
     assert all(f["check"] == "manifest sha256" and len(f["sha256"]) == 64 for f in outcome.files)
-    assert json.loads(marker_path(tmp_path / "data", name).read_text())["counts"] == outcome.counts
+    assert json.loads(marker_path(tmp_path / "data", record).read_text())["counts"] == outcome.counts
     assert not (tmp_path / "data/.sslinv-fetch/downloads" / name).exists()  # archives deleted
     no_leftovers(tmp_path / "data")
 

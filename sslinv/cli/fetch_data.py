@@ -197,9 +197,12 @@ def fetch_data(
             raise UsageError(f"--from {src}: no such file or folder.")
 
     # -- run ----------------------------------------------------------------------------
+    fetch_model = None
+    if cfg.models:  # imports torch: only when models are asked for
+        from sslinv.models.load import fetch_weights as fetch_model
     reporter = RichFetchReporter(enabled=True)
     try:
-        outcomes = run(cfg, reporter)
+        outcomes = run(cfg, reporter, fetch_model)
     finally:
         reporter.close()
 
@@ -269,7 +272,7 @@ def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Pa
     from sslinv.fetch.manifest import load_manifest, mirror_url, with_mirror
     from sslinv.fetch.records import DATASETS
     from sslinv.models.zoo import MODELS, UNSUPPORTED
-    from sslinv.paths import weights_dir
+    from sslinv.paths import converted_path, zoo_file_path
 
     manifest = load_manifest(manifest_path)
     datasets = []
@@ -299,8 +302,8 @@ def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Pa
     for name, rec in MODELS.items():
         if rec.kind != "download":
             continue
-        converted = weights_dir(cache) / f"{name}.backbone.pth"
-        raw = weights_dir(cache) / (rec.filename or "")
+        converted = converted_path(cache, name)
+        raw = zoo_file_path(cache, rec.filename or "")
         state = "converted" if converted.is_file() else "downloaded" if raw.is_file() else "not downloaded"
         override = manifest.models.get(name)
         url = override.urls[0] if override and override.urls else (
