@@ -9,14 +9,13 @@ import typer
 
 from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, stderr, stdout
+from sslinv.fetch.records import DATASETS  # no torch: the help lists the registry
 
 FETCH = "Fetch"
 SOURCES = "Sources and checksums"
 
 
 def complete_dataset(incomplete: str) -> list[str]:
-    from sslinv.fetch.records import DATASETS
-
     return [n for n in DATASETS.names() if n.lower().startswith(incomplete.lower())]
 
 
@@ -99,9 +98,7 @@ def fetch_data(
     names: Annotated[
         Optional[list[str]],
         typer.Argument(
-            help="Datasets to fetch (case-insensitive): imagenet, CIFAR10, Caltech101, Flowers, CelebA, "
-            "300W, LeedsSportsPose, COIL100, ALOI, ALOT, DaLI, ExposureErrors, Flickr1024, RealBlur, "
-            "Causal3DIdent.",
+            help=f"Datasets to fetch (case-insensitive): {', '.join(DATASETS.names())}.",
             autocompletion=complete_dataset, show_default=False,
         ),
     ] = None,
@@ -270,7 +267,6 @@ def render_outcomes(outcomes) -> None:
 def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Path | None) -> dict[str, Any]:
     from sslinv.fetch.install import dataset_status
     from sslinv.fetch.manifest import load_manifest, mirror_url, with_mirror
-    from sslinv.fetch.records import DATASETS
     from sslinv.models.zoo import MODELS, UNSUPPORTED
     from sslinv.paths import converted_path, zoo_file_path
 

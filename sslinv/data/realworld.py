@@ -172,13 +172,8 @@ assert tuple(REALWORLD.names()) == NAMES + DEMO_NAMES
 
 
 def get(name: str) -> RealWorldDataset:
-    """The entry for ``name`` (exact, then case-insensitive; did-you-mean on a typo)."""
-    if name in REALWORLD:
-        return REALWORLD.get(name)
-    for n in NAMES + DEMO_NAMES:
-        if n.lower() == name.lower():
-            return REALWORLD.get(n)
-    return REALWORLD.get(name)  # raises UnknownNameError with a did-you-mean
+    """The entry for ``name`` in any case (did-you-mean on a typo)."""
+    return REALWORLD.lookup(name)
 
 
 def load(name: str, data_root: Path) -> GroupedImages:
