@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sslinv.cache import stat_fingerprint  # noqa: F401  (the loaders' fingerprint)
 from sslinv.errors import UsageError
 from sslinv.registry import Registry
 
@@ -122,19 +123,6 @@ def image_sizes(files: list[Path] | tuple[Path, ...], workers: int = 8) -> np.nd
         return np.asarray([size(p) for p in files], dtype=np.int64).reshape(-1, 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return np.asarray(list(pool.map(size, files, chunksize=256)), dtype=np.int64).reshape(-1, 2)
-
-
-def stat_fingerprint(files, extra: bytes = b"") -> str:
-    """A short hash of every file's folder/name, size and modification time (+ ``extra``)."""
-    import hashlib
-    import os
-
-    h = hashlib.sha256()
-    for p in files:
-        st = os.stat(p)
-        h.update(f"{Path(p).parent.name}/{Path(p).name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    h.update(extra)
-    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ can list ``NAMES`` at once.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import re
@@ -41,6 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sslinv.cache import stat_fingerprint
 from sslinv.errors import DataNotFoundError
 from sslinv.registry import Registry
 
@@ -184,11 +184,8 @@ def load(name: str, data_root: Path) -> GroupedImages:
 
 
 def fingerprint(root: Path, rel_paths: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for rel in rel_paths:
-        st = os.stat(Path(root) / rel)
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    """Name, size and mtime of ``rel_paths`` under ``root`` (:func:`sslinv.cache.stat_fingerprint`)."""
+    return stat_fingerprint(rel_paths, root=root)
 
 
 def not_found(dirname: str, root: Path, expected: str, detail: str = "") -> DataNotFoundError:
