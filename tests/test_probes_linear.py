@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -17,7 +16,6 @@ from sslinv.probes.knn import knn_predict
 def one_thread():
     """These problems are tiny: one thread avoids OpenMP spin-waiting on busy CPUs."""
     import torch
-
     from threadpoolctl import threadpool_limits
 
     n = torch.get_num_threads()
