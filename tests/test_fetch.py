@@ -41,6 +41,7 @@ from sslinv.fetch.install import FetchConfig, dataset_status, marker_path, run
 from sslinv.fetch.manifest import load_manifest, mirror_url
 from sslinv.fetch.progress import NullReporter
 from sslinv.fetch.records import DATASETS, lookup
+from sslinv.models.zoo import MODELS
 
 
 def config(tmp_path: Path, *names: str, **kw) -> FetchConfig:
@@ -315,7 +316,7 @@ def test_manifest_json_and_toml_forms(tmp_path: Path) -> None:
     toml.write_text('[COIL100]\nurl = "http://127.0.0.1:8000/coil-100.zip"\nsha256 = "' + "ab" * 32 + '"\n'
                     '[ALOI.files."aloi_red4_view.tar"]\nurl = "http://h/v.tar"\n'
                     '[models.moco-v2]\nurl = "http://h/moco.pth.tar"\n')
-    m = load_manifest(toml)
+    m = load_manifest(toml, MODELS.names())
     coil = m.apply(DATASETS.get("COIL100")).resources[0]
     assert coil.urls == ("http://127.0.0.1:8000/coil-100.zip",) and coil.sha256 == "ab" * 32
     aloi = m.apply(DATASETS.get("ALOI")).resources

@@ -186,6 +186,7 @@ def fetch_data(
         trust=trust,
         force=force,
         keep_downloads=keep_downloads,
+        zoo=tuple(_zoo_names()),
         retries=retries,
         timeout=timeout,
     )
@@ -215,6 +216,12 @@ def fetch_data(
         for x in failed:
             error(f"{x.name}: {x.message}")
         raise typer.Exit(failed[0].exit_code or 1)
+
+
+def _zoo_names() -> list[str]:
+    from sslinv.models.zoo import MODELS
+
+    return MODELS.names()
 
 
 def _expand_models(names: list[str]) -> list[str]:
@@ -270,7 +277,7 @@ def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Pa
     from sslinv.models.zoo import MODELS, UNSUPPORTED
     from sslinv.paths import converted_path, zoo_file_path
 
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, MODELS.names())
     datasets = []
     for name, record in DATASETS.items():
         effective = manifest.apply(with_mirror(record, mirror))

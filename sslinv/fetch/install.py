@@ -102,6 +102,7 @@ class FetchConfig:
     trust: bool = False
     force: bool = False
     keep_downloads: bool = False
+    zoo: tuple[str, ...] = ()  # model names a --manifest may override (the CLI passes the zoo's)
     retries: int = 4
     timeout: float = 60.0
     backoff: float = 1.0
@@ -556,7 +557,7 @@ def run(cfg: FetchConfig, reporter: Reporter | None = None, fetch_model: FetchMo
     Models (``cfg.models``) need ``fetch_model``, which downloads, verifies and converts one.
     """
     reporter = reporter or NullReporter()
-    manifest = load_manifest(cfg.manifest)
+    manifest = load_manifest(cfg.manifest, (*cfg.zoo, *cfg.models))
     ctx = _Context(cfg, reporter, manifest)
     records = resolve_names(cfg.datasets, False)
     if cfg.models and fetch_model is None:
