@@ -104,8 +104,8 @@ def record_first_use(
 class Fetched:
     """A file on disk and how it was checked.
 
-    ``downloaded`` is False when the file was already at its destination (used as it is);
-    then ``mismatch`` lists ``(algo, expected, actual)`` where it differs from the
+    ``downloaded`` is False when the file was already at its destination (used as it is;
+    hashed only when there is a checksum to compare with); then ``mismatch`` lists ``(algo, expected, actual)`` where it differs from the
     expected digests, for the caller to decide (the zoo warns and uses it).
     """
 
@@ -150,10 +150,10 @@ def fetch_file(
     recorded = RecordedHashes.in_cache(cache)
     want, check = expected_checksums(recorded, key, given=given, given_label=given_label, trust=trust,
                                      published=published, published_label=published_label)
-    if dest.is_file():
+    if dest.is_file():  # placed there by hand, or an earlier download: checked, not replaced
         want = essential(want)
         digests = hash_file(dest, ["sha256", *sorted(a for a in want if a != "sha256")], reporter,
-                            f"verifying {dest.name}")
+                            f"verifying {dest.name}") if want else {}
         bad = tuple(mismatches(digests, want))
         return Fetched(dest, str(dest), dest.stat().st_size, digests, check, False, bad)
 
