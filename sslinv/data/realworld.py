@@ -44,25 +44,6 @@ from sslinv.cache import stat_fingerprint
 from sslinv.errors import DataNotFoundError
 from sslinv.registry import Registry
 
-#: Every name in protocol-table order (torch-free: used by shell completion).
-NAMES = (
-    "COIL100",
-    "ALOI-viewpoint",
-    "ALOI-illumination",
-    "ALOI-temperature",
-    "ALOT-viewpoint",
-    "ALOT-illumination",
-    "ALOT-temperature",
-    "ExposureErrors",
-    "DaLI",
-    "Flickr1024",
-    "RealBlur",
-)
-
-#: Built-in stand-ins painted into the cache (``sslinv.data.demo_tasks``), used by
-#: ``sslinv demo``; not part of ``--dataset all``. Their data root is ``<cache>/demo``.
-DEMO_NAMES = ("demo-viewpoint", "demo-lighting")
-
 
 @dataclass(frozen=True)
 class Group:
@@ -168,7 +149,11 @@ for _entry in (
 ):
     REALWORLD.register(_entry.name, _entry)
 
-assert tuple(REALWORLD.names()) == NAMES + DEMO_NAMES
+#: Every name in protocol-table order (torch-free: used by shell completion).
+NAMES = tuple(name for name, entry in REALWORLD.items() if not entry.builtin)
+#: Built-in stand-ins painted into the cache (``sslinv.data.demo_tasks``), used by
+#: ``sslinv demo``; not part of ``--dataset all``. Their data root is ``<cache>/demo``.
+DEMO_NAMES = tuple(name for name, entry in REALWORLD.items() if entry.builtin)
 
 
 def get(name: str) -> RealWorldDataset:
