@@ -351,6 +351,11 @@ def test_names_are_case_insensitive_with_did_you_mean() -> None:
     assert lookup("LeedsSportsPose") is lsp and lookup("lsp") is lsp and lookup("Leeds-Sports-Pose") is lsp
     assert lsp.dirname == "LeedsSportsPose"  # the folder on disk (the reference's) is unchanged
     assert lookup("exposure_errors").name == "ExposureErrors" and lookup("caltech-101").name == "Caltech101"
+    from sslinv.data.downstream import DATASETS as DOWNSTREAM
+
+    for name, ds in DOWNSTREAM.items():  # a downstream name is its fetch-data name (any case)
+        if not ds.builtin:
+            assert lookup(name).dirname == ds.dirname and lookup(name).name.casefold() == name
     with pytest.raises(UnknownNameError, match=r"Did you mean 'CIFAR10'"):
         lookup("CIFAR11")
 
