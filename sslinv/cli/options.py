@@ -1,6 +1,8 @@
 """Option aliases shared by the commands, and shell-completion callbacks.
 
 Nothing here imports torch: ``sslinv --help`` and tab completion must answer at once.
+Name lists come from the registries themselves, which import no torch either
+(``sslinv.transforms``, ``sslinv.models.zoo``; tests/test_cli.py checks both).
 """
 
 from __future__ import annotations
@@ -11,15 +13,12 @@ from typing import Annotated, Optional
 
 import typer
 
-#: The synthetic families in protocol order. tests/test_cli.py checks this list against
-#: the transform registry, which imports torch and so cannot serve completion.
-TRANSFORM_NAMES = (
-    "rotation", "translation", "scale", "shear", "resized_crop", "h_flip", "v_flip",
-    "deform", "grayscale", "brightness", "contrast", "saturation", "hue", "blur",
-    "sharpness", "invert", "equalize", "posterize",
-)
-LAYERS = ("backbone", "layer1", "layer2", "layer3", "layer4")
-#: ViT taps (sslinv.models.zoo.VIT_LAYERS; blocks.N is completed for N = 0..11).
+from sslinv.models.zoo import LAYERS
+from sslinv.transforms.families import FAMILIES
+
+#: The synthetic families in protocol order.
+TRANSFORM_NAMES = tuple(FAMILIES.names())
+#: ViT taps besides 'backbone' (blocks.N is completed for N = 0..11; see models.zoo.VIT_LAYERS).
 VIT_LAYERS = ("patch-mean", *(f"blocks.{i}" for i in range(12)))
 
 RUN = "Run"
@@ -95,7 +94,7 @@ ArchOpt = Annotated[
     typer.Option(
         "--arch", help="Architecture of the checkpoint files given by path, instead of the one read "
         "from their tensors: a ResNet (resnet50, ...) or a timm ViT name (e.g. vit_small_patch16_224), "
-        "for the head count the tensors cannot tell \[default: from the file].",
+        "for the head count the tensors cannot tell \\[default: from the file].",
         show_default=False, rich_help_panel=RUN,
     ),
 ]
