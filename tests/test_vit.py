@@ -11,14 +11,13 @@ import argparse
 import json
 
 import pytest
+import timm
 import torch
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from typer.testing import CliRunner
 
 from sslinv.errors import CheckpointError, UnknownNameError
 from sslinv.models.load import load_model
-
-timm = pytest.importorskip("timm")
-from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 X = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
 

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-timm = pytest.importorskip("timm")
+import timm
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "test_vit.r160_in1k"  # timm's own tiny test ViT: width 64, 6 blocks, 2 heads, 160 px

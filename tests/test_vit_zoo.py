@@ -7,13 +7,11 @@ import warnings
 
 import pytest
 import torch
+from test_vit import feats, reference, tiny_vit, with_prefix
 
 from sslinv.models.load import converted_path, load_model
 from sslinv.models.zoo import MODELS
 from sslinv.paths import weights_dir
-
-pytest.importorskip("timm")
-from test_vit import feats, reference, tiny_vit, with_prefix
 
 VIT_ZOO = [n for n, r in MODELS.items() if r.kind == "download" and r.arch.startswith("vit-")]
 # One record per layout runs by default; the rest repeat a layout (-m slow runs them all).
