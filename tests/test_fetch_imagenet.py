@@ -14,7 +14,7 @@ from sslinv.errors import DataNotFoundError
 from sslinv.fetch import imagenet
 from sslinv.fetch.errors import FetchError
 from sslinv.fetch.install import FetchConfig, run
-from sslinv.fetch.progress import NullReporter
+from sslinv.reporting import NullReporter
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 

@@ -12,7 +12,7 @@ Modules (none imports torch; ``--list`` and shell completion answer at once):
 - ``imagenet``: the manual ImageNet path (verify the user's archives, sort val by class);
 - ``manifest``: ``--mirror`` / ``SSLINV_MIRROR`` and JSON/TOML manifests of overrides;
 - ``install``: ``run(cfg, reporter)``: the whole fetch, staging folder to final name;
-- ``errors``, ``progress``: error types (exit codes 6-8) and the progress protocol.
+- ``errors``: error types (exit codes 6-8). Progress goes through ``sslinv.reporting.Reporter``.
 
 The model zoo's downloads use the same downloader (``sslinv.models.load.fetch_weights``).
 """

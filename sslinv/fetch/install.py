@@ -46,8 +46,8 @@ from sslinv.errors import DataNotFoundError, SslinvError, UsageError
 from sslinv.fetch.download import download, essential, hash_file, mismatches, normalise_expected
 from sslinv.fetch.errors import ChecksumError, FetchError, ManualDownloadError
 from sslinv.fetch.manifest import Manifest, load_manifest, with_mirror
-from sslinv.fetch.progress import NullReporter, Reporter, human_size
 from sslinv.fetch.records import DATASETS, DatasetRecord, Resource, lookup
+from sslinv.reporting import NullReporter, Reporter, human_size
 
 __all__ = [
     "FetchConfig",

@@ -335,7 +335,7 @@ def fetch_weights(
     from sslinv.fetch.errors import ChecksumError, FetchError
     from sslinv.fetch.install import RecordedHashes, recorded_hashes_path
     from sslinv.fetch.manifest import mirror_url
-    from sslinv.fetch.progress import NullReporter
+    from sslinv.reporting import NullReporter
 
     record = _zoo_record(name)
     cache = Path(cache)
