@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 from sslinv.pretrain import augment
 from sslinv.pretrain.moco import MoCo, SplitBatchNorm2d, convert_split_bn, default_bn_splits
-from sslinv.pretrain.train import PretrainConfig, Reporter, lr_at, read_log, run
+from sslinv.pretrain.config import PretrainConfig, lr_at
+from sslinv.pretrain.loop import run
+from sslinv.pretrain.state import read_log
 
 TINY = ["--arch", "resnet_tiny", "--image-size", "32", "--batch-size", "8", "--moco-k", "16",
         "--device", "cpu", "--workers", "0", "--log-every-steps", "1"]
@@ -53,15 +55,14 @@ def tiny_cfg(cache_dir, folder, name="tiny", **kw) -> PretrainConfig:
     return PretrainConfig(**base)
 
 
-class StopAt(Reporter):
+def stop_at(at_epoch: int, at_step: int):
     """Interrupts the run (as Ctrl-C would) right after the checkpoint of (epoch, step)."""
 
-    def __init__(self, epoch: int, step: int) -> None:
-        self.at = (epoch, step)
-
-    def checkpoint(self, path, epoch, step):
-        if (epoch, step) == self.at:
+    def on_checkpoint(path, epoch, step):
+        if (epoch, step) == (at_epoch, at_step):
             raise KeyboardInterrupt
+
+    return on_checkpoint
 
 
 def curve(log_path) -> list[tuple]:
@@ -296,7 +297,7 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(cache_dir, image_fo
 
     # Ctrl-C right after the epoch-1 checkpoint, then the same call again.
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_cfg(cache_dir, image_folder, "cut"), StopAt(1, 0))
+        run(tiny_cfg(cache_dir, image_folder, "cut"), on_checkpoint=stop_at(1, 0))
     assert not (cache_dir / "checkpoints" / "cut.pth.tar").exists()
     resumed = run(tiny_cfg(cache_dir, image_folder, "cut", workers=1))  # worker count does not matter
     assert resumed.resumed and resumed.start_epoch == 1
@@ -305,7 +306,7 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(cache_dir, image_fo
 
     # Mid-epoch: checkpoints every step, stopped after step 2 of epoch 2.
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_cfg(cache_dir, image_folder, "mid", save_every_steps=1), StopAt(1, 2))
+        run(tiny_cfg(cache_dir, image_folder, "mid", save_every_steps=1), on_checkpoint=stop_at(1, 2))
     mid = run(tiny_cfg(cache_dir, image_folder, "mid", save_every_steps=1, resume=True))
     assert mid.start_epoch == 1
     assert_same_curve(curve(mid.log), ref)
