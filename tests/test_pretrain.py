@@ -313,6 +313,37 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(cache_dir, image_fo
     assert_same_weights(exported_query(mid.checkpoint), exported_query(full.checkpoint))
 
 
+def test_step_records_and_bars_stay_inside_the_epoch(cache_dir, image_folder):
+    from sslinv.reporting import NullReporter
+
+    class Recorder(NullReporter):
+        def __init__(self):
+            super().__init__()
+            self.bars = []
+
+        def bar(self, description, total, unit="items", completed=0):
+            self.bars.append((description, total, unit, completed))
+            return super().bar(description, total, unit, completed)
+
+    # 3 steps per epoch, a step record every 2 global steps: global step 6 ends epoch 2,
+    # so its epoch record stands in for the step record.
+    rec = Recorder()
+    out = run(tiny_cfg(cache_dir, image_folder, "sched", log_every_steps=2), rec)
+    assert [(r["event"], r["global_step"]) for r in read_log(out.log)] == [
+        ("step", 2), ("epoch", 3), ("step", 4), ("epoch", 6)]
+    assert rec.bars == [("epoch 1/2", 3, "steps", 0), ("epoch 2/2", 3, "steps", 0)]
+    assert [m.split("  ")[0] for m in rec.infos if m.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+
+    # Resumed after step 2 of epoch 2: the bar starts there, the records are the same.
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg(cache_dir, image_folder, "sched2", log_every_steps=2, save_every_steps=2),
+            on_checkpoint=stop_at(1, 2))
+    rec = Recorder()
+    resumed = run(tiny_cfg(cache_dir, image_folder, "sched2", log_every_steps=2, save_every_steps=2), rec)
+    assert rec.bars == [("epoch 2/2", 3, "steps", 2)]
+    assert_same_curve(curve(resumed.log), curve(out.log))
+
+
 def test_extending_a_run_from_the_cli_continues_it(cache_dir, image_folder):
     common = ("--model", "ventral", "--data", str(image_folder), *TINY)
     two = run_json(*common, "--name", "two", "--epochs", "2")
