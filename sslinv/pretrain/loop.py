@@ -55,7 +55,7 @@ from sslinv.pretrain.state import (
     last_epoch,
     load_everywhere,
     plan_run,
-    restore_rng_states,
+    restore_training,
     save_training_checkpoint,
     status_text,
     truncate_log,
@@ -293,6 +293,25 @@ def run(cfg: PretrainConfig, reporter: Reporter | None = None,
             lock.release()
 
 
+def _model_and_optimiser(cfg: PretrainConfig, world: World, device: torch.device, dtype, start_epoch: int):
+    """MoCo with the same initial weights and queue on every rank, its SGD and loss scaler."""
+    torch.manual_seed(cfg.seed)
+    model = MoCo(
+        cfg.arch, dim=cfg.moco_dim, K=cfg.moco_k, m=cfg.moco_m, T=cfg.moco_t, bn_splits=cfg.bn_splits,
+        world=world, shuffle_seed=cfg.seed,
+        # channels_last speeds up convolutions on GPUs; split BN reshapes NCHW batches.
+        channels_last=device.type == "cuda" and cfg.bn_splits == 1,
+    )
+    if model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = model.to(device)
+    optimizer = torch.optim.SGD(
+        model.encoder_q.parameters(), lr=lr_at(cfg, start_epoch), momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+    return model, optimizer, scaler
+
+
 def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, reporter,
                 on_checkpoint: OnCheckpoint) -> PretrainResult | None:
     loaded: dict[str, Any] = {}
@@ -314,30 +333,11 @@ def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, repo
         )
 
     # -- model and optimiser -------------------------------------------------------------
-    torch.manual_seed(cfg.seed)  # the same initial weights and queue on every rank
-    model = MoCo(
-        cfg.arch, dim=cfg.moco_dim, K=cfg.moco_k, m=cfg.moco_m, T=cfg.moco_t, bn_splits=cfg.bn_splits,
-        world=world, shuffle_seed=cfg.seed,
-        # channels_last speeds up convolutions on GPUs; split BN reshapes NCHW batches.
-        channels_last=device.type == "cuda" and cfg.bn_splits == 1,
-    )
-    if model.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model = model.to(device)
-    optimizer = torch.optim.SGD(
-        model.encoder_q.parameters(), lr=lr_at(cfg, start_epoch), momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+    model, optimizer, scaler = _model_and_optimiser(cfg, world, device, dtype, start_epoch)
     meter_state = None
-
     if plan["mode"] != "fresh":
         state = load_everywhere(ckpt_path, world, loaded.pop("state", None))
-        model.load_moco_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(state["scaler"])
-        restore_rng_states(model, state["rng"])
-        meter_state = state.get("meter")
+        meter_state = restore_training(state, model, optimizer, scaler)
         del state
 
     if plan["mode"] == "finished":

@@ -196,6 +196,17 @@ def load_training_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def restore_training(state: dict[str, Any], model: MoCo, optimizer, scaler) -> list[float] | None:
+    """Model, optimiser, scaler and RNG states from a training checkpoint; returns its
+    partial epoch's running sums and seconds (``None`` at an epoch boundary)."""
+    model.load_moco_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(state["scaler"])
+    restore_rng_states(model, state["rng"])
+    return state.get("meter")
+
+
 def load_everywhere(path: Path, world: World, preloaded: dict[str, Any] | None) -> dict[str, Any]:
     """The checkpoint on every rank: rank 0 has it (``preloaded``); the others read it from
     disk where visible, else rank 0 sends it (multi-node runs whose cache is not on a
