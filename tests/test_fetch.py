@@ -39,9 +39,9 @@ from sslinv.errors import (
 )
 from sslinv.fetch.install import FetchConfig, dataset_status, marker_path, run
 from sslinv.fetch.manifest import load_manifest, mirror_url
-from sslinv.fetch.progress import NullReporter
 from sslinv.fetch.records import DATASETS, lookup
 from sslinv.models.zoo import MODELS
+from sslinv.reporting import NullReporter
 
 
 def config(tmp_path: Path, *names: str, **kw) -> FetchConfig:
