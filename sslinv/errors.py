@@ -35,6 +35,12 @@ class BadImageError(SslinvError):
     exit_code = 3
 
 
+class BadResultError(SslinvError):
+    """A result file that cannot be used (truncated, not a result, no numbers)."""
+
+    exit_code = 3
+
+
 class CheckpointError(SslinvError):
     """A checkpoint that is missing or has a layout sslinv does not know."""
 

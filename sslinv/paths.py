@@ -20,6 +20,7 @@ Cache layout::
     <cache>/features/<model>/<hash>.pt     frozen features of a dataset split (+ .json sidecar)
     <cache>/results/<command>/<model>/*.json   one self-describing file per run
     <cache>/demo/<version>/                the built-in procedural demo image pool
+    <cache>/demo/report.html               the HTML report `sslinv demo` ends with
     <cache>/data/                          default data root (fetch-data writes here)
 """
 
@@ -85,6 +86,10 @@ def results_dir(cache: Path) -> Path:
 
 def demo_dir(cache: Path, version: str) -> Path:
     return cache / "demo" / version
+
+
+def demo_report(cache: Path) -> Path:
+    return cache / "demo" / "report.html"
 
 
 def imagenet_val(root: Path) -> Path:
