@@ -161,3 +161,14 @@ def test_page_without_correlations_or_curves(tmp_path):
     assert res.exit_code == 0, res.stderr
     text = page.read_text()
     assert "<figure" not in text and "needs at least 3 models" in text
+
+
+def test_a_tie_marks_no_best_value():
+    from sslinv.report.html import table_html
+    from sslinv.report.tables import Table
+
+    t = Table("synthetic", "similarity", "whitened cosine", "s", {}, ["a", "b", "c"], ["resized_crop", "rotation"],
+              {("a", "resized_crop"): 1.0, ("b", "resized_crop"): 1.0, ("c", "resized_crop"): 0.5,
+               ("a", "rotation"): 0.2, ("b", "rotation"): 0.3, ("c", "rotation"): 0.1})
+    assert t.best("resized_crop") is None and t.best("rotation") == "b"
+    assert table_html(t).count('class="best"') == 1

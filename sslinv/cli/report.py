@@ -100,7 +100,7 @@ def report(
     if plot is not None:
         from sslinv.report.figures import write_figures
 
-        written = _writing(plot, lambda: write_figures(rep.figures(), plot))
+        written = _writing(plot, lambda: write_figures(rep.figures, plot))
         stderr.print(f"wrote {len(written)} figures (SVG) to {plot}", highlight=False)
     if html is not None:
         _writing(html, lambda: write_html(rep, html))

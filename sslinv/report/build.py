@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ class Report:
     tables: list[Table]
     corrs: list[Correlation]
 
+    @functools.cached_property
     def figures(self):
         from sslinv.report.figures import figures
 
@@ -28,7 +30,7 @@ class Report:
     def html(self) -> str:
         from sslinv.report.html import render
 
-        return render(self.tables, self.rows, self.corrs, self.figures(), self.skipped, self.roots, self.metric)
+        return render(self.tables, self.rows, self.corrs, self.figures, self.skipped, self.roots, self.metric)
 
 
 def build(

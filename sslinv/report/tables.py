@@ -27,12 +27,14 @@ class Table:
         return f"{self.command}: {self.metric} ({self.unit}) [settings {self.settings}]"
 
     def best(self, task: str) -> str | None:
+        """The model with the best value of ``task``; None below two values or on a tie."""
         vals = [(m, self.cells.get((m, task))) for m in self.models]
         vals = [(m, v) for m, v in vals if v is not None and math.isfinite(v)]
         if len(vals) < 2:
             return None
         pick = max if HIGHER_IS_BETTER.get(self.metric, True) else min
-        return pick(vals, key=lambda mv: mv[1])[0]
+        model, top = pick(vals, key=lambda mv: mv[1])
+        return model if sum(v == top for _, v in vals) == 1 else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
