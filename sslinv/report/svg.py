@@ -265,11 +265,11 @@ def heat_panels(panels: list[tuple[str, list[list[float | None]], list[list[str]
     ch = cell_h or cell
     ylab_w = max(40, 7 * max((len(s) for s in ycats), default=0) + 14)
     pw, ph = cell * len(xcats), ch * len(ycats)
-    xlab_h = max(30, 6.2 * max((len(s) for s in xcats), default=0) + 12)
+    xlab_h = max(30, 4.6 * max((len(s) for s in xcats), default=0) + 14)  # names slanted at 45 degrees
     gap = 26
     width = ylab_w + 18 + len(panels) * pw + (len(panels) - 1) * gap + 80
     height = 34 + 16 + ph + xlab_h + 24
-    c = Canvas(max(width, 260, 6.6 * len(title) + 20), height, title)
+    c = Canvas(max(width, 260, 7.4 * len(title) + 20), height, title)
     c.text(8, 15, title, size=12, weight="bold")
     top = 50
     for k, (name, matrix, tips) in enumerate(panels):
