@@ -10,6 +10,7 @@ can tell the causes apart by the code (:data:`EXIT_CODES`, also in the README)::
     ├── DataNotFoundError 3
     │   └── ManualDownloadError 3
     ├── BadImageError 3
+    ├── BadResultError 3
     ├── CheckpointError 4
     ├── DeviceError 5
     └── FetchError 6
@@ -24,7 +25,7 @@ EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "other sslinv error",
     2: "bad usage: an unknown name (model, transform, dataset) or a bad option value",
-    3: "missing data or an unreadable image",
+    3: "missing data, an unreadable image, or (`report --strict`) an unusable result file",
     4: "checkpoint missing or of an unknown layout",
     5: "device not available",
     6: "download or archive failure",
@@ -62,6 +63,12 @@ class ManualDownloadError(DataNotFoundError):
 
 class BadImageError(SslinvError):
     """An image file that cannot be decoded."""
+
+    exit_code = 3
+
+
+class BadResultError(SslinvError):
+    """A result file that cannot be used (truncated, not a result, no numbers)."""
 
     exit_code = 3
 

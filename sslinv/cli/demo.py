@@ -144,9 +144,5 @@ def render(result) -> None:
         stdout.print(f"  [{colour.get(g.get('shows'), 'yellow')}]{g['text']}[/]", highlight=False)
     stdout.print(f"  {f['note']}", highlight=False)
     how = "every step was cached" if result.cached else f"finished in {result.seconds:.0f} s"
-    names = " ".join(f"--model {m}" for m in models)
-    stdout.print(
-        f"[dim]{how}. Models: {', '.join(models)} (any command takes them by name). "
-        f"Tables, correlations and figures: sslinv report {names} --plot figures/[/]",
-        highlight=False,
-    )
+    stdout.print(f"[dim]{how}. Models: {', '.join(models)} (any command takes them by name).[/]", highlight=False)
+    stdout.print(f"The report (tables, figures, correlations; open it in a browser): {result.report}", highlight=False)
