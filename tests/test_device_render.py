@@ -81,3 +81,11 @@ def test_deform_is_seeded_and_errors_are_clear():
         D.render_views("rotation", img.float(), params[:1], RESIZE, CROP)
     with pytest.raises(Exception, match="Did you mean"):
         D.render_views("rotatoin", img, params[:1], RESIZE, CROP)
+
+
+def test_chunks_bound_memory_and_do_not_change_views():
+    assert D.chunk_for((375, 500)) == 71 and D.chunk_for((4000, 6000)) == 1
+    img = D.image_tensor(textured())
+    params = FAMILIES.get("rotation").grid(7, RESIZE, CROP).params
+    whole = D.render_views("rotation", img, params, RESIZE, CROP)
+    assert torch.equal(whole, D.render_views("rotation", img, params, RESIZE, CROP, chunk=3))

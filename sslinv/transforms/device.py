@@ -441,9 +441,10 @@ def clean_view(image: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
 
 
 def render_views(family: str, image: torch.Tensor, params: Sequence[dict[str, Any]], resize: int, crop: int,
-                 seed: int = 0, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+                 seed: int = 0, chunk: int | None = None) -> torch.Tensor:
     """The views of one image for ``family`` (one per param), uint8 (N, 3, crop, crop),
-    computed on ``image``'s device ``chunk`` views at a time.
+    computed on ``image``'s device ``chunk`` views at a time (default: ``chunk_for`` the
+    image's size, at most ``DEFAULT_CHUNK``).
 
     ``image``: uint8 (3, H, W), the full-size decoded image (move it to the device
     first). ``params``: entries of ``Family.grid(...).params``. ``seed``: as
@@ -453,6 +454,7 @@ def render_views(family: str, image: torch.Tensor, params: Sequence[dict[str, An
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be a uint8 (3, H, W) tensor, got {tuple(image.shape)} {image.dtype}")
     out = torch.empty(len(params), 3, crop, crop, dtype=torch.uint8, device=image.device)
+    chunk = min(DEFAULT_CHUNK, chunk_for(tuple(image.shape[-2:]))) if chunk is None else chunk
     x = image.float()
     for s in range(0, len(params), max(1, chunk)):
         part = list(params[s : s + chunk])
@@ -461,8 +463,9 @@ def render_views(family: str, image: torch.Tensor, params: Sequence[dict[str, An
 
 
 def chunk_for(image_hw: tuple[int, int], budget_bytes: int = 2**30) -> int:
-    """Views per chunk keeping the full-size float intermediates near ``budget_bytes``."""
-    per_view = 4 * 3 * image_hw[0] * image_hw[1] * 4  # a few full-size float copies per view
+    """Views per chunk keeping the full-size intermediates near ``budget_bytes``: about
+    80 bytes per pixel and view (int64 warp indices, float copies of the image)."""
+    per_view = 80 * image_hw[0] * image_hw[1]
     return max(1, min(256, budget_bytes // max(per_view, 1)))
 
 
