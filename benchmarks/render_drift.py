@@ -36,12 +36,12 @@ except ImportError:
 
 
 def images(n: int, seed: int):
-    """Natural-looking test images of varied sizes (the demo pool's painter when present)."""
+    """Photo-sized test images of varied sizes: smooth colour waves, hard edges, noise."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(n):
+    for _ in range(n):
         h, w = int(rng.integers(240, 400)), int(rng.integers(300, 520))
         yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
         f = rng.uniform(1, 8, size=(3, 2))
