@@ -89,3 +89,14 @@ def test_chunks_bound_memory_and_do_not_change_views():
     params = FAMILIES.get("rotation").grid(7, RESIZE, CROP).params
     whole = D.render_views("rotation", img, params, RESIZE, CROP)
     assert torch.equal(whole, D.render_views("rotation", img, params, RESIZE, CROP, chunk=3))
+
+
+def test_per_view_seeds_as_the_synthetic_command_passes_them():
+    img = D.image_tensor(textured())
+    params = FAMILIES.get("deform").grid(3, RESIZE, CROP).params
+    seeds = [11, 12, 13]
+    together = D.render_views("deform", img, params, RESIZE, CROP, seed=seeds, chunk=2)
+    for i, (p, s) in enumerate(zip(params, seeds)):
+        assert torch.equal(together[i], D.render_views("deform", img, [p], RESIZE, CROP, seed=s)[0])
+    with pytest.raises(ValueError, match="3 views"):
+        D.render_views("deform", img, params, RESIZE, CROP, seed=[1, 2])

@@ -279,13 +279,14 @@ def _deform(img, params, resize, crop, seed):
     q = np.float32(min(h, w) // 3)
     src = np.array([[c0 + q, c1 + q], [c0 + q, c1 - q], [c0 - q, c1 - q]], dtype=np.float32)
     mats, sigmas, gens = [], [], []
-    for p in params:
-        rng = np.random.default_rng([seed, int(p["field"])])
+    seeds = [seed] * len(params) if isinstance(seed, int) else list(seed)
+    for p, view_seed in zip(params, seeds):
+        rng = np.random.default_rng([view_seed, int(p["field"])])
         dst = src + rng.uniform(-ALPHA_AFFINE, ALPHA_AFFINE, size=src.shape).astype(np.float32)
         fwd = np.vstack([cv2.getAffineTransform(src, dst), [0, 0, 1]])
         mats.append(np.linalg.inv(fwd)[:2])  # output pixel -> source pixel
         sigmas.append(float(p["sigma"]))
-        gens.append(torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + int(p["field"])))
+        gens.append(torch.Generator(device=dev).manual_seed(int(view_seed) * 1_000_003 + int(p["field"])))
     n = len(params)
     ys, xs = torch.meshgrid(torch.arange(h, device=dev, dtype=img.dtype), torch.arange(w, device=dev, dtype=img.dtype),
                             indexing="ij")
@@ -441,14 +442,15 @@ def clean_view(image: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
 
 
 def render_views(family: str, image: torch.Tensor, params: Sequence[dict[str, Any]], resize: int, crop: int,
-                 seed: int = 0, chunk: int | None = None) -> torch.Tensor:
+                 seed: int | Sequence[int] = 0, chunk: int | None = None) -> torch.Tensor:
     """The views of one image for ``family`` (one per param), uint8 (N, 3, crop, crop),
     computed on ``image``'s device ``chunk`` views at a time (default: ``chunk_for`` the
     image's size, at most ``DEFAULT_CHUNK``).
 
     ``image``: uint8 (3, H, W), the full-size decoded image (move it to the device
     first). ``params``: entries of ``Family.grid(...).params``. ``seed``: as
-    ``Family.view`` (only ``deform`` uses it).
+    ``Family.view``'s, one for every view or a sequence of one per view (as the
+    synthetic command's per-(image, parameter) seeds); only ``deform`` uses it.
     """
     name = get_family(family).name
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
@@ -456,9 +458,12 @@ def render_views(family: str, image: torch.Tensor, params: Sequence[dict[str, An
     out = torch.empty(len(params), 3, crop, crop, dtype=torch.uint8, device=image.device)
     chunk = min(DEFAULT_CHUNK, chunk_for(tuple(image.shape[-2:]))) if chunk is None else chunk
     x = image.float()
+    if not isinstance(seed, int) and len(seed) != len(params):
+        raise ValueError(f"got {len(seed)} seeds for {len(params)} views")
     for s in range(0, len(params), max(1, chunk)):
         part = list(params[s : s + chunk])
-        out[s : s + len(part)] = _u8(RENDERERS[name](x, part, resize, crop, seed))
+        seeds = seed if isinstance(seed, int) else list(seed[s : s + chunk])
+        out[s : s + len(part)] = _u8(RENDERERS[name](x, part, resize, crop, seeds))
     return out
 
 
