@@ -45,3 +45,9 @@ class DeviceError(SslinvError):
     """A device that was asked for but is not available."""
 
     exit_code = 5
+
+
+class NotWritableError(SslinvError):
+    """A cache or output folder that cannot be written (checked before any work starts)."""
+
+    exit_code = 1

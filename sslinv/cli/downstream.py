@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sslinv.cache import refreshing
 from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
 
@@ -72,6 +73,7 @@ def downstream(
     feature_layer: o.Layer = "backbone",
     fuse: o.FuseOpt = o.Fuse.cat,
     force: o.Force = False,
+    refresh_cache: o.RefreshCache = False,
     json_: o.Json = False,
     verbose: o.Verbose = False,
     cache_dir: o.CacheDir = None,
@@ -106,7 +108,7 @@ def downstream(
         raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")
     if split_dir is not None and not split_dir.is_dir():
         raise UsageError(f"--split-dir {split_dir} is not a folder (it should hold train.txt and test.txt).")
-    cache = paths.cache_dir(cache_dir)
+    cache = o.cache_root(cache_dir)
     cfg = DownstreamConfig(
         model=model,
         datasets=list(dataset),
@@ -129,11 +131,11 @@ def downstream(
         workers=workers,
         device=device,
         precision=precision.value,
-        force=force,
+        force=force or refresh_cache,
     )
 
     # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter:
+    with progress_reporter() as reporter, refreshing(refresh_cache):
         results = run(cfg, reporter)
 
     # -- render ---------------------------------------------------------------------------

@@ -177,6 +177,11 @@ def fetch_data(
     models = _expand_models(model or [])
     if not records and not models:
         raise UsageError("Name a dataset (or --all), a --model, or use --list to see what is available.")
+    o.cache_root(cache_dir)
+    if records:
+        from sslinv.cache import require_writable
+
+        require_writable(root, "--data-root (or set SSLINV_DATA_ROOT)", what="data root")
     cfg = FetchConfig(
         datasets=tuple(r.name for r in records),
         models=tuple(models),
