@@ -130,7 +130,8 @@ def fetch_data(
     mirror: Annotated[
         Optional[str],
         typer.Option("--mirror", help="A base URL that replaces the host of every download URL (a lab "
-                     "mirror) \\[default: $SSLINV_MIRROR, else the official URLs].",
+                     "mirror), or a local folder laid out the same way (file:///srv/mirror or /srv/mirror) "
+                     "\\[default: $SSLINV_MIRROR, else the official URLs].",
                      rich_help_panel=SOURCES, show_default=False),
     ] = None,
     manifest: Annotated[
