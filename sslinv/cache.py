@@ -246,7 +246,7 @@ def _try_load(path: Path, load: Callable[[Path], T]) -> tuple[bool, T | None, st
         return True, load(path), ""
     except (KeyboardInterrupt, MemoryError):
         raise
-    except Exception as e:  # torch / json / numpy raise many types for a damaged file
+    except Exception as e:  # noqa: BLE001 - torch / json / numpy raise many types for a damaged file
         reason = (str(e).strip().splitlines() or [""])[0][:160]
         return False, None, f"{type(e).__name__}: {reason}" if reason else type(e).__name__
 

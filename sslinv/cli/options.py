@@ -149,7 +149,7 @@ RdzvEndpoint = Annotated[
 ]
 
 
-def cache_root(option: Optional[Path]) -> Path:
+def cache_root(option: Path | None) -> Path:
     """The cache root of ``--cache-dir`` (or its defaults), checked to be writable before
     any work starts (one line and exit 1 naming the path otherwise)."""
     from sslinv import cache, paths

@@ -112,7 +112,12 @@ def unwrap(res: Resource, source: Path, folder: Path, reporter: Reporter, what: 
     """The archive ``res.inner`` taken out of the wrapper ``source`` into ``folder`` and
     checked against its recorded hashes (the wrapper itself was checked by the caller).
     A file that already is the inner archive (not a zip) is checked and used as it is."""
-    from sslinv.fetch.download import essential, hash_file, mismatches, normalise_expected
+    from sslinv.fetch.download import (
+        essential,
+        hash_file,
+        mismatches,
+        normalise_expected,
+    )
     from sslinv.fetch.errors import ChecksumError
     from sslinv.fetch.extract import sniff
 
