@@ -129,3 +129,22 @@ def test_fetch_data_from_a_local_mirror_checks_the_inner_archive(tmp_path, monke
     assert len(errors) == 1 and "is not the recorded original" in errors[0] and "--from" in errors[0]
     assert "Traceback" not in res.stderr and not (data / "Caltech101").exists()
     assert not [p for p in data.iterdir() if p.name.startswith(".Caltech101")]
+
+
+def test_a_manifest_may_serve_the_inner_tarball_itself(tmp_path):
+    """A lab mirror that kept the old 101_ObjectCategories.tar.gz: the entry names it, and
+    the download is checked against the tarball's recorded hashes (or the manifest's)."""
+    import json
+
+    from sslinv.fetch.manifest import load_manifest
+
+    record = DATASETS.get("Caltech101")
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"Caltech101": {"url": "http://lab/caltech/101_ObjectCategories.tar.gz"}}))
+    res = load_manifest(path).apply(record).resources[0]
+    assert res.filename == "101_ObjectCategories.tar.gz" and res.urls == ("http://lab/caltech/101_ObjectCategories.tar.gz",)
+    assert res.sha256 == record.resources[0].inner_sha256 and res.md5 == record.resources[0].inner_md5
+    path.write_text(json.dumps({"Caltech101": {"files": {"101_ObjectCategories.tar.gz": {
+        "url": "http://lab/x.tar.gz", "sha256": "ab" * 32}}}}))
+    res = load_manifest(path).apply(record).resources[0]
+    assert res.sha256 == "ab" * 32 and res.md5 is None and res.inner_checksums == {}
