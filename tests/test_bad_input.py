@@ -133,11 +133,12 @@ def test_unreadable_statistics_are_a_miss_moved_aside(cache_dir, image_folder, d
     path = _stats_path(first)
     data = path.read_bytes()
     path.write_bytes({"truncate": data[: len(data) // 3], "garbage": b"not a tensor file" * 10, "empty": b""}[damage])
-    res = invoke("synthetic", *args, "--force", "--json")
+    with pytest.warns(cache.CacheWarning) as caught:
+        res = invoke("synthetic", *args, "--force", "--json")
     assert res.exit_code == 0, res.stderr
     assert "Traceback" not in res.stderr
-    warning = [line for line in res.stderr.splitlines() if line.startswith("warning: Cache entry")]
-    assert len(warning) == 1 and str(path) in warning[0] and "computing it again" in warning[0]
+    (warning,) = [str(w.message) for w in caught if issubclass(w.category, cache.CacheWarning)]
+    assert str(path) in warning and "computing it again" in warning and ".corrupt" in warning
     out = json.loads(res.stdout)
     assert out["statistics"]["cached"] is False
     assert Path(str(path) + ".corrupt").is_file()
@@ -169,11 +170,28 @@ def test_unreadable_cached_features_are_a_miss(cache_dir, tmp_path):
     assert len(feats) == 2
     for p in feats:
         p.write_bytes(p.read_bytes()[:50])
-    res = invoke(*args, "--force")
+    with pytest.warns(cache.CacheWarning) as caught:
+        res = invoke(*args, "--force")
     assert res.exit_code == 0 and "Traceback" not in res.stderr, res.stderr
-    assert sum("cannot be read" in line for line in res.stderr.splitlines()) == 2
+    assert sum("cannot be read" in str(w.message) for w in caught) == 2
     assert all(Path(str(p) + ".corrupt").is_file() for p in feats)
     assert json.loads(res.stdout)["features"]["train_cached"] is False
+
+
+def test_warnings_print_as_one_line_outside_recorders(cache_dir, image_folder):
+    """Run as a user runs it (no warning recorder): the cache warning is one line."""
+    import subprocess
+    import sys
+
+    path = _stats_path(synthetic_json(*synth_args(image_folder)))
+    path.write_bytes(b"garbage")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "SSLINV_CACHE_DIR": str(cache_dir)}
+    res = subprocess.run([sys.executable, "-m", "sslinv", "synthetic", *synth_args(image_folder), "--force"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if "Cache entry" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: Cache entry") and str(path) in lines[0]
+    assert "Traceback" not in res.stderr and "CacheWarning" not in res.stderr
 
 
 def test_refresh_cache_recomputes_statistics(cache_dir, image_folder):

@@ -29,17 +29,18 @@ class SslinvGroup(TyperGroup):
     """The root group: option errors (``--k 0``, an unknown option) become one line on
     stderr in sslinv's error style with exit 2, as sslinv's own errors do, instead of
     click's framed box; Python warnings raised while a command runs print as one
-    ``warning:`` line each."""
+    ``warning:`` line each (only their text is replaced, so code that records warnings,
+    e.g. ``pytest.warns``, still sees them)."""
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        from sslinv.cli.output import error, warn
+        from sslinv.cli.output import error
 
-        def show(message, category, filename, lineno, file=None, line=None) -> None:
-            warn(str(message))
+        def one_line(message, category, filename, lineno, line=None) -> str:
+            return f"warning: {' '.join(str(message).split())}\n"
 
-        previous = warnings.showwarning
-        warnings.showwarning = show
+        previous = warnings.formatwarning
+        warnings.formatwarning = one_line
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -60,7 +61,7 @@ class SslinvGroup(TyperGroup):
             error("aborted.")
             sys.exit(1)
         finally:
-            warnings.showwarning = previous
+            warnings.formatwarning = previous
         if not standalone_mode:
             return rv
         # Non-standalone click returns an Exit's code (typer.Exit(3), --help's 0) as the value.
