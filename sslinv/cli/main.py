@@ -25,6 +25,7 @@ from sslinv.cli.pretrain import pretrain
 from sslinv.cli.report import report
 from sslinv.cli.demo import demo
 
+
 class SslinvGroup(TyperGroup):
     """The root group: option errors (``--k 0``, an unknown option) become one line on
     stderr in sslinv's error style with exit 2, as sslinv's own errors do, instead of
