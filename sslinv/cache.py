@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,7 +42,7 @@ class CacheWarning(UserWarning):
 @contextlib.contextmanager
 def refreshing(on: bool = True) -> Iterator[None]:
     """Within this block ``cached`` ignores what is stored and computes every entry again
-    (``--force``: statistics and features are recomputed along with the results)."""
+    (``--refresh-cache``: statistics and features are recomputed with the results)."""
     token = _REFRESH.set(bool(on))
     try:
         yield
@@ -110,6 +110,23 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def stat_fingerprint(files: Iterable[str | Path], extra: bytes = b"", root: Path | None = None) -> str:
+    """A short hash of each file's name, size and modification time (+ ``extra``): what a
+    dataset's cached features depend on, without reading the files.
+
+    With ``root``, ``files`` are paths relative to it and are named as given; without,
+    each file is named ``<folder>/<name>`` (its parent folder and its name).
+    """
+    h = hashlib.sha256()
+    for f in files:
+        path = Path(root) / f if root is not None else Path(f)
+        name = str(f) if root is not None else f"{path.parent.name}/{path.name}"
+        st = os.stat(path)
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    h.update(extra)
+    return h.hexdigest()[:16]
 
 
 @contextlib.contextmanager

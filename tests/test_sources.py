@@ -13,7 +13,7 @@ from test_fetch_fakes import fake_caltech101, make_zip
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.fetch.errors import ChecksumError, FetchError
+from sslinv.errors import ChecksumError, FetchError
 from sslinv.fetch.layout import apply_resource
 from sslinv.fetch.progress import NullReporter
 from sslinv.fetch.records import DATASETS

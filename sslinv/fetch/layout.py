@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from sslinv.fetch.errors import FetchError
+from sslinv.errors import ChecksumError, FetchError
 from sslinv.fetch.extract import Mapper, copy_tree, extract
 from sslinv.fetch.progress import Reporter
 from sslinv.fetch.records import Resource
@@ -118,7 +118,6 @@ def unwrap(res: Resource, source: Path, folder: Path, reporter: Reporter, what: 
         mismatches,
         normalise_expected,
     )
-    from sslinv.fetch.errors import ChecksumError
     from sslinv.fetch.extract import sniff
 
     name = res.inner
