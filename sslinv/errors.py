@@ -12,9 +12,10 @@ can tell the causes apart by the code (:data:`EXIT_CODES`, also in the README)::
     ├── BadImageError 3
     ├── CheckpointError 4
     ├── DeviceError 5
-    └── FetchError 6
-        ├── ChecksumError 7
-        └── UnsafeArchiveError 8
+    ├── FetchError 6
+    │   ├── ChecksumError 7
+    │   └── UnsafeArchiveError 8
+    └── NotWritableError 1
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from __future__ import annotations
 #: Every exit code of the ``sslinv`` command and what it means (the README's table).
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "other sslinv error",
+    1: "other sslinv error, e.g. a cache folder that cannot be written (checked before any work starts)",
     2: "bad usage: an unknown name (model, transform, dataset) or a bad option value",
-    3: "missing data or an unreadable image",
-    4: "checkpoint missing or of an unknown layout",
+    3: "missing, damaged or unreadable data (an image, a truncated latents file)",
+    4: "checkpoint missing (also a path that does not exist), unloadable or of an unknown layout",
     5: "device not available",
     6: "download or archive failure",
     7: "checksum mismatch (nothing was kept)",
