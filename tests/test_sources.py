@@ -42,7 +42,7 @@ def test_caltech101_downloads_the_caltechdata_zip():
 
 
 def test_moved_sources():
-    assert urls("LeedsSportsPose") == ("https://sam.johnson.io/research/lsp_dataset.zip",)
+    assert urls("leeds_sports_pose") == ("https://sam.johnson.io/research/lsp_dataset.zip",)
     assert all(u.startswith("https://") for u in urls("COIL100"))
     for i in (0, 1):
         assert urls("Causal3DIdent", i)[0].startswith("https://zenodo.org/records/4784282/files/")
