@@ -34,12 +34,14 @@ def demo(
 
     Example: sslinv demo
     """
-    from sslinv import paths
     from sslinv.demo import DemoConfig, run
 
-    cfg = DemoConfig(cache_dir=paths.cache_dir(cache_dir), epochs=epochs, k=k, num_images=num_images,
+    cfg = DemoConfig(cache_dir=o.cache_root(cache_dir), epochs=epochs, k=k, num_images=num_images,
                      device=device, workers=workers, force=force)
-    result = run(cfg, RichStages(enabled=is_main_rank()))
+    from sslinv.cache import refreshing
+
+    with refreshing(force):
+        result = run(cfg, RichStages(enabled=is_main_rank()))
     if json_:
         print_json(result.summary())
         return
