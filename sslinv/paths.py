@@ -13,8 +13,8 @@ highest first:
 Cache layout::
 
     <cache>/checkpoints/<name>.pth.tar     models known by name (--model ventral)
-    <cache>/weights/                       downloaded public weights (the model zoo), and
-                                           <name>.backbone.pth: each converted once (+ .json)
+    <cache>/weights/<file>                 downloaded public weights (the model zoo), and
+    <cache>/weights/<name>.backbone.pth    each converted once (+ .json sidecar)
     <cache>/fetch/sha256.json              sha256 of downloads without a published checksum
     <cache>/stats/<model>/<hash>.pt        feature mean and covariance (+ .json sidecar)
     <cache>/features/<model>/<hash>.pt     frozen features of a dataset split (+ .json sidecar)
@@ -23,6 +23,13 @@ Cache layout::
     <cache>/pretrain/<name>/               a pretraining run: checkpoint.pth.tar (latest),
                                            log.jsonl, config.json, run.lock
     <cache>/data/                          default data root (fetch-data writes here)
+
+Data-root layout written by ``fetch-data`` (keyed by the dataset's folder name)::
+
+    <data-root>/<DIRNAME>/                     an installed dataset
+    <data-root>/.sslinv-fetch/<DIRNAME>.json   what was installed (files, URLs, sha256s, counts)
+    <data-root>/.sslinv-fetch/<DIRNAME>.lock   one fetch per dataset at a time
+    <data-root>/.sslinv-fetch/downloads/<DIRNAME>/   downloads in progress (``.part``) or kept
 """
 
 from __future__ import annotations
@@ -73,6 +80,21 @@ def weights_dir(cache: Path) -> Path:
     return cache / "weights"
 
 
+def zoo_file_path(cache: Path, filename: str) -> Path:
+    """``<cache>/weights/<filename>``: a zoo model's download, as published."""
+    return weights_dir(cache) / filename
+
+
+def converted_path(cache: Path, name: str) -> Path:
+    """``<cache>/weights/<name>.backbone.pth``: a zoo model's backbone, converted once."""
+    return weights_dir(Path(cache)) / f"{name}.backbone.pth"
+
+
+def recorded_hashes_path(cache: Path) -> Path:
+    """``<cache>/fetch/sha256.json``: sha256s recorded at first download (trust on first use)."""
+    return Path(cache) / "fetch" / "sha256.json"
+
+
 def stats_dir(cache: Path, model: str) -> Path:
     return cache / "stats" / safe_name(model)
 
@@ -87,6 +109,20 @@ def results_dir(cache: Path) -> Path:
 
 def demo_dir(cache: Path, version: str) -> Path:
     return cache / "demo" / version
+
+
+def fetch_dir(data_root: Path) -> Path:
+    """``<data-root>/.sslinv-fetch``: downloads in progress, install markers, locks."""
+    return Path(data_root) / ".sslinv-fetch"
+
+
+def fetch_downloads_dir(data_root: Path, dirname: str) -> Path:
+    return fetch_dir(data_root) / "downloads" / dirname
+
+
+def fetch_marker_path(data_root: Path, dirname: str) -> Path:
+    """The record of what ``fetch-data`` installed in ``<data-root>/<dirname>``."""
+    return fetch_dir(data_root) / f"{dirname}.json"
 
 
 def imagenet_val(root: Path) -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_fetch_fakes import Server, server, sha256  # noqa: F401  (server is a fixture)
 
+from sslinv.errors import ChecksumError, FetchError
 from sslinv.fetch.download import download, drive_confirm_url, hash_file, normalise_expected, part_path
-from sslinv.fetch.errors import ChecksumError, FetchError
 from sslinv.reporting import NullReporter
 
 DATA = bytes(range(256)) * 4096  # 1 MiB: the downloader reads in 1 MiB chunks

@@ -9,14 +9,13 @@ import typer
 
 from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
+from sslinv.fetch.records import DATASETS  # no torch: the help lists the registry
 
 FETCH = "Fetch"
 SOURCES = "Sources and checksums"
 
 
 def complete_dataset(incomplete: str) -> list[str]:
-    from sslinv.fetch.records import DATASETS
-
     return [n for n in DATASETS.names() if n.lower().startswith(incomplete.lower())]
 
 
@@ -32,9 +31,7 @@ def fetch_data(
     names: Annotated[
         Optional[list[str]],
         typer.Argument(
-            help="Datasets to fetch (case-insensitive): imagenet, CIFAR10, Caltech101, Flowers, CelebA, "
-            "300W, LeedsSportsPose, COIL100, ALOI, ALOT, DaLI, ExposureErrors, Flickr1024, RealBlur, "
-            "Causal3DIdent.",
+            help=f"Datasets to fetch (case-insensitive): {', '.join(DATASETS.names())}.",
             autocompletion=complete_dataset, show_default=False,
         ),
     ] = None,
@@ -122,6 +119,7 @@ def fetch_data(
         trust=trust,
         force=force,
         keep_downloads=keep_downloads,
+        zoo=tuple(_zoo_names()),
         retries=retries,
         timeout=timeout,
     )
@@ -130,8 +128,11 @@ def fetch_data(
             raise UsageError(f"--from {src}: no such file or folder.")
 
     # -- run ----------------------------------------------------------------------------
+    fetch_model = None
+    if cfg.models:  # imports torch: only when models are asked for
+        from sslinv.models.load import fetch_weights as fetch_model
     with progress_reporter() as reporter:
-        outcomes = run(cfg, reporter)
+        outcomes = run(cfg, reporter, fetch_model)
 
     # -- render -------------------------------------------------------------------------
     if json_:
@@ -145,6 +146,12 @@ def fetch_data(
         for x in failed:
             error(f"{x.name}: {x.message}")
         raise typer.Exit(failed[0].exit_code or 1)
+
+
+def _zoo_names() -> list[str]:
+    from sslinv.models.zoo import MODELS
+
+    return MODELS.names()
 
 
 def _expand_models(names: list[str]) -> list[str]:
@@ -197,11 +204,10 @@ def render_outcomes(outcomes) -> None:
 def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Path | None) -> dict[str, Any]:
     from sslinv.fetch.install import dataset_status
     from sslinv.fetch.manifest import load_manifest, mirror_url, with_mirror
-    from sslinv.fetch.records import DATASETS
     from sslinv.models.zoo import MODELS, UNSUPPORTED
-    from sslinv.paths import weights_dir
+    from sslinv.paths import converted_path, zoo_file_path
 
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, MODELS.names())
     datasets = []
     for name, record in DATASETS.items():
         effective = manifest.apply(with_mirror(record, mirror))
@@ -229,8 +235,8 @@ def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Pa
     for name, rec in MODELS.items():
         if rec.kind != "download":
             continue
-        converted = weights_dir(cache) / f"{name}.backbone.pth"
-        raw = weights_dir(cache) / (rec.filename or "")
+        converted = converted_path(cache, name)
+        raw = zoo_file_path(cache, rec.filename or "")
         state = "converted" if converted.is_file() else "downloaded" if raw.is_file() else "not downloaded"
         override = manifest.models.get(name)
         url = override.urls[0] if override and override.urls else (

@@ -48,7 +48,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 from sslinv import __version__
-from sslinv.fetch.errors import ChecksumError, FetchError
+from sslinv.errors import ChecksumError, FetchError
 from sslinv.reporting import NullReporter, Reporter, human_size
 
 __all__ = [

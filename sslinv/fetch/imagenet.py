@@ -30,7 +30,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sslinv.fetch.errors import FetchError
+from sslinv.errors import FetchError
 from sslinv.fetch.extract import copy_tree, extract, safe_relpath, sniff
 from sslinv.reporting import Reporter
 

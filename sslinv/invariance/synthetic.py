@@ -37,6 +37,7 @@ from sslinv.invariance.stats import (
     regularisation_warning,
     whitening_from_stats,
 )
+from sslinv.numerics import finite_or_none as _finite_or_none  # JSON has no NaN: null
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -282,12 +283,6 @@ def _make_record(cfg, key, grid, fam, D, S, stats_info, whitening, pool, skipped
         "environment": results.environment(device, world.world_size),
         "seconds": round(seconds, 3),
     }
-
-
-def _finite_or_none(x) -> float | None:
-    """JSON has no NaN: a value with no valid image is written as null."""
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _from_record(record: dict[str, Any], path: Path, cached: bool) -> TransformResult:
