@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 from sslinv.errors import ChecksumError, FetchError
 from sslinv.fetch.layout import apply_resource
-from sslinv.fetch.progress import NullReporter
 from sslinv.fetch.records import DATASETS
+from sslinv.reporting import NullReporter
 
 
 def sha256(data: bytes) -> str:
