@@ -21,6 +21,8 @@ Cache layout::
     <cache>/results/<command>/<model>/*.json   one self-describing file per run
     <cache>/demo/<version>/                the built-in procedural demo image pool
     <cache>/demo/report.html               the HTML report `sslinv demo` ends with
+    <cache>/pretrain/<name>/               a pretraining run: checkpoint.pth.tar (latest),
+                                           log.jsonl, config.json, run.lock
     <cache>/data/                          default data root (fetch-data writes here)
 
 Data-root layout written by ``fetch-data`` (keyed by the dataset's folder name)::
@@ -130,6 +132,39 @@ def fetch_marker_path(data_root: Path, dirname: str) -> Path:
 
 def imagenet_val(root: Path) -> Path:
     return root / "imagenet" / "val"
+
+
+# -- pretraining runs (sslinv pretrain) ----------------------------------------------------
+
+
+def pretrain_dir(cache: Path, name: str) -> Path:
+    """The folder of the pretraining run ``name``; its exported model is ``checkpoint_path``."""
+    return Path(cache) / "pretrain" / safe_name(name)
+
+
+def pretrain_checkpoint(cache: Path, name: str) -> Path:
+    """The run's latest training checkpoint (model, optimiser, RNG states, position)."""
+    return pretrain_dir(cache, name) / "checkpoint.pth.tar"
+
+
+def pretrain_log(cache: Path, name: str) -> Path:
+    """The run's JSON-lines log: one record per epoch and per ``--log-every-steps`` steps."""
+    return pretrain_dir(cache, name) / "log.jsonl"
+
+
+def pretrain_config(cache: Path, name: str) -> Path:
+    """The run's full configuration as JSON."""
+    return pretrain_dir(cache, name) / "config.json"
+
+
+def pretrain_lock(cache: Path, name: str) -> Path:
+    """The lock that keeps two jobs from training the same run (``cache.lock`` adds ``.lock``)."""
+    return pretrain_dir(cache, name) / "run"
+
+
+def imagenet_train(root: Path) -> Path:
+    """The ILSVRC2012 training images, the default pretraining data."""
+    return root / "imagenet" / "train"
 
 
 def safe_name(name: str) -> str:

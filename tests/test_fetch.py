@@ -39,9 +39,9 @@ from sslinv.errors import (
 )
 from sslinv.fetch.install import FetchConfig, dataset_status, marker_path, run
 from sslinv.fetch.manifest import load_manifest, mirror_url
-from sslinv.fetch.progress import NullReporter
 from sslinv.fetch.records import DATASETS, lookup
 from sslinv.models.zoo import MODELS
+from sslinv.reporting import NullReporter
 
 
 def config(tmp_path: Path, *names: str, **kw) -> FetchConfig:
@@ -451,7 +451,7 @@ def test_failed_download_adds_the_record_fallback(server: Server, tmp_path: Path
     out = fetch_one(config(tmp_path, "Caltech101", mirror=server.url, retries=0))
     assert out.status == "failed" and out.exit_code == 6
     assert "HTTP 404" in out.message and "https://data.caltech.edu/records/mzrjq-6wc02" in out.message
-    assert f"{server.url}/gdrive/137RyRjvTBkBiIfeYBNZBtViDHQ6_Ewsp" in out.message
+    assert f"{server.url}/records/mzrjq-6wc02/files/caltech-101.zip" in out.message
 
 
 def test_300w_from_the_official_ibug_folder(tmp_path: Path, monkeypatch) -> None:

@@ -13,7 +13,7 @@ from sslinv.data import imagenet as loader
 from sslinv.errors import DataNotFoundError, FetchError
 from sslinv.fetch import imagenet
 from sslinv.fetch.install import FetchConfig, run
-from sslinv.fetch.progress import NullReporter
+from sslinv.reporting import NullReporter
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 

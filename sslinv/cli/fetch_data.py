@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, print_json, stderr, stdout
+from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
 from sslinv.fetch.records import DATASETS  # no torch: the help lists the registry
 
 FETCH = "Fetch"
@@ -24,73 +24,6 @@ def complete_zoo_model(incomplete: str) -> list[str]:
 
     names = ["all", *(n for n, r in MODELS.items() if r.kind == "download")]
     return [n for n in names if n.startswith(incomplete)]
-
-
-class RichFetchReporter:
-    """Progress bars on stderr: bytes, speed and ETA for downloads, files for copies."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.progress = None
-
-    def _start(self):
-        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import DownloadColumn, MofNCompleteColumn, TransferSpeedColumn
-        from rich.text import Text
-
-        class Amount(ProgressColumn):
-            def render(self, task):
-                unit = task.fields.get("unit", "bytes")
-                return (DownloadColumn() if unit == "bytes" else MofNCompleteColumn()).render(task)
-
-        class Speed(ProgressColumn):
-            def render(self, task):
-                if task.fields.get("unit", "bytes") == "bytes":
-                    return TransferSpeedColumn().render(task)
-                return Text("")
-
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), Amount(), Speed(), TimeRemainingColumn(),
-            console=stderr, transient=False,
-        )
-        self.progress.start()
-        return self.progress
-
-    def bar(self, description: str, total: int | None, unit: str = "bytes", completed: int = 0):
-        from sslinv.fetch.progress import NullReporter
-
-        if not self.enabled:
-            return NullReporter().bar(description, total, unit, completed)
-        progress = self.progress or self._start()
-        task_id = progress.add_task(description, total=total, completed=completed, unit=unit)
-
-        class Bar:
-            def advance(self, n: int) -> None:
-                progress.advance(task_id, n)
-
-            def reset(self, completed: int, total: int | None) -> None:
-                progress.update(task_id, completed=completed, total=total)
-
-            def close(self) -> None:
-                task = progress.tasks[[t.id for t in progress.tasks].index(task_id)]
-                if task.total is None:
-                    progress.update(task_id, total=task.completed)
-                progress.stop_task(task_id)
-
-        return Bar()
-
-    def info(self, message: str) -> None:
-        if self.enabled:
-            stderr.print(message, highlight=False, markup=False)
-
-    def warn(self, message: str) -> None:
-        if self.enabled:
-            stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
 
 
 @handle_errors()
@@ -127,7 +60,8 @@ def fetch_data(
     mirror: Annotated[
         Optional[str],
         typer.Option("--mirror", help="A base URL that replaces the host of every download URL (a lab "
-                     "mirror) \\[default: $SSLINV_MIRROR, else the official URLs].",
+                     "mirror), or a local folder laid out the same way (file:///srv/mirror or /srv/mirror) "
+                     "\\[default: $SSLINV_MIRROR, else the official URLs].",
                      rich_help_panel=SOURCES, show_default=False),
     ] = None,
     manifest: Annotated[
@@ -174,6 +108,11 @@ def fetch_data(
     models = _expand_models(model or [])
     if not records and not models:
         raise UsageError("Name a dataset (or --all), a --model, or use --list to see what is available.")
+    o.cache_root(cache_dir)
+    if records:
+        from sslinv.cache import require_writable
+
+        require_writable(root, "--data-root (or set SSLINV_DATA_ROOT)", what="data root")
     cfg = FetchConfig(
         datasets=tuple(r.name for r in records),
         models=tuple(models),
@@ -198,11 +137,8 @@ def fetch_data(
     fetch_model = None
     if cfg.models:  # imports torch: only when models are asked for
         from sslinv.models.load import fetch_weights as fetch_model
-    reporter = RichFetchReporter(enabled=True)
-    try:
+    with progress_reporter() as reporter:
         outcomes = run(cfg, reporter, fetch_model)
-    finally:
-        reporter.close()
 
     # -- render -------------------------------------------------------------------------
     if json_:
@@ -250,7 +186,7 @@ def _expand_models(names: list[str]) -> list[str]:
 def render_outcomes(outcomes) -> None:
     from rich.table import Table
 
-    from sslinv.fetch.progress import human_size
+    from sslinv.reporting import human_size
 
     table = Table(title_justify="left", show_lines=False)
     table.add_column("name")
@@ -320,7 +256,7 @@ def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Pa
 def render_list(root: Path, cache: Path, mirror: str | None, manifest: Path | None, json_: bool) -> None:
     from rich.table import Table
 
-    from sslinv.fetch.progress import human_size
+    from sslinv.reporting import human_size
 
     payload = _list_payload(root, cache, mirror, manifest)
     if json_:

@@ -14,7 +14,7 @@ Modules (none imports torch; ``--list`` and shell completion answer at once):
 - ``imagenet``: the manual ImageNet path (verify the user's archives, sort val by class);
 - ``manifest``: ``--mirror`` / ``SSLINV_MIRROR`` and JSON/TOML manifests of overrides;
 - ``install``: ``run(cfg, reporter)``: the whole fetch, staging folder to final name;
-- ``progress``: the progress protocol (errors, exit codes 6-8, are in ``sslinv.errors``).
+- ``errors`` are in ``sslinv.errors`` (exit codes 6-8); progress goes through ``sslinv.reporting.Reporter``.
 
 This package never imports ``sslinv.models``: the model zoo calls ``verified.fetch_file``
 (``sslinv.models.load.fetch_weights``) and ``fetch-data --model`` is wired by the CLI.

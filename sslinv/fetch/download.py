@@ -49,7 +49,7 @@ from pathlib import Path
 
 from sslinv import __version__
 from sslinv.errors import ChecksumError, FetchError
-from sslinv.fetch.progress import NullReporter, Reporter, human_size
+from sslinv.reporting import NullReporter, Reporter, human_size
 
 __all__ = [
     "ALGORITHMS",
@@ -123,7 +123,7 @@ def hash_file(
     """Hex digests of a file, read once for all ``algos`` (with a progress bar)."""
     path = Path(path)
     total = path.stat().st_size
-    bar = (reporter or NullReporter()).bar(description or f"hashing {path.name}", total)
+    bar = (reporter or NullReporter()).bar(description or f"hashing {path.name}", total, "bytes")
     hasher = _MultiHash(algos)
     try:
         with open(path, "rb") as f:
@@ -454,7 +454,7 @@ class _PartJob:
         if self.bar is None:
             self.bar = self.reporter.bar(self.description, total, "bytes", completed)
         else:
-            self.bar.reset(completed, total)
+            self.bar.update(completed=completed, total=total)
 
     def request(self, url: str) -> str | None:
         """One HTTP request appending to ``part``. Returns None when the file is complete,
@@ -477,6 +477,9 @@ class _PartJob:
                     raise _Transient(f"HTTP {e.code} {e.reason}", _retry_after(e.headers)) from None
                 raise _UrlFailed(f"HTTP {e.code} {e.reason}") from None
         except urllib.error.URLError as e:
+            if urllib.parse.urlsplit(url).scheme == "file":  # a local mirror: retrying will not help
+                reason = getattr(e.reason, "strerror", None) or e.reason
+                raise _UrlFailed(f"cannot read the local file ({reason})") from None
             if isinstance(e.reason, socket.gaierror) and e.reason.errno != socket.EAI_AGAIN:
                 raise _UrlFailed(f"unknown host ({e.reason})") from None  # retrying will not help
             if isinstance(e.reason, OSError):

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sslinv.errors import FetchError, UnsafeArchiveError
-from sslinv.fetch.progress import NullReporter, Reporter
+from sslinv.reporting import NullReporter, Reporter
 
 __all__ = ["ARCHIVE_TYPES", "Mapper", "copy_tree", "extract", "safe_relpath", "sniff"]
 

@@ -55,10 +55,10 @@ from sslinv.errors import (
 )
 from sslinv.fetch.download import essential, hash_file, mismatches
 from sslinv.fetch.manifest import Manifest, load_manifest, with_mirror
-from sslinv.fetch.progress import NullReporter, Reporter
 from sslinv.fetch.records import DATASETS, DatasetRecord, Resource, lookup
 from sslinv.fetch.verified import RecordedHashes, expected_checksums, fetch_file, now, record_first_use
 from sslinv.paths import fetch_dir, fetch_downloads_dir, fetch_marker_path
+from sslinv.reporting import NullReporter, Reporter
 
 __all__ = [
     "FetchConfig",

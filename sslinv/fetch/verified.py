@@ -24,7 +24,7 @@ from sslinv.cache import lock, read_json, write_json
 from sslinv.fetch import download as _download
 from sslinv.fetch.download import essential, hash_file, mismatches, normalise_expected
 from sslinv.fetch.manifest import mirror_url
-from sslinv.fetch.progress import NullReporter, Reporter, human_size
+from sslinv.reporting import NullReporter, Reporter, human_size
 from sslinv.paths import recorded_hashes_path
 
 __all__ = ["Fetched", "RecordedHashes", "expected_checksums", "fetch_file", "now", "record_first_use"]
