@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from sslinv.cache import refreshing
 from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
 
@@ -73,6 +74,7 @@ def causal3dident(
     feature_layer: o.Layer = "backbone",
     fuse: o.FuseOpt = o.Fuse.cat,
     force: o.Force = False,
+    refresh_cache: o.RefreshCache = False,
     json_: o.Json = False,
     verbose: o.Verbose = False,
     cache_dir: o.CacheDir = None,
@@ -108,7 +110,7 @@ def causal3dident(
     if solver not in SOLVERS:
         raise UsageError(f"Unknown --solver {solver!r}. Use one of: {', '.join(SOLVERS)}.")
     parse_targets(target)  # a bad target fails before any data is read
-    cache = paths.cache_dir(cache_dir)
+    cache = o.cache_root(cache_dir)
     cfg = Causal3DIdentConfig(
         model=model,
         targets=list(target),
@@ -127,11 +129,11 @@ def causal3dident(
         workers=workers,
         device=device,
         precision=precision.value,
-        force=force,
+        force=force or refresh_cache,
     )
 
     # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter:
+    with progress_reporter() as reporter, refreshing(refresh_cache):
         results = run(cfg, reporter)
 
     # -- render ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sslinv.cache import refreshing
 from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
 
@@ -64,14 +65,16 @@ def downstream(
                                             "the reference's files).", rich_help_panel=o.DATA)] = 0,
     split_dir: Annotated[
         Optional[Path],
-        typer.Option("--split-dir", help="Folder with published Caltech101 train.txt / test.txt split files "
-                     "to use instead of the seeded split.", show_default=False, rich_help_panel=o.DATA),
+        typer.Option("--split-dir", help="Folder with Caltech101 train.txt / test.txt split files \\[default: "
+                     "<data-root>/Caltech101 when it holds them (fetch-data installs the reference's), else "
+                     "a seeded 30-per-class draw, with a warning].", show_default=False, rich_help_panel=o.DATA),
     ] = None,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side after resizing.", rich_help_panel=o.DATA)] = 224,
     crop_size: Annotated[int, typer.Option("--crop-size", min=1, help="Centre crop size.", rich_help_panel=o.DATA)] = 224,
     feature_layer: o.Layer = "backbone",
     fuse: o.FuseOpt = o.Fuse.cat,
     force: o.Force = False,
+    refresh_cache: o.RefreshCache = False,
     json_: o.Json = False,
     verbose: o.Verbose = False,
     cache_dir: o.CacheDir = None,
@@ -106,7 +109,7 @@ def downstream(
         raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")
     if split_dir is not None and not split_dir.is_dir():
         raise UsageError(f"--split-dir {split_dir} is not a folder (it should hold train.txt and test.txt).")
-    cache = paths.cache_dir(cache_dir)
+    cache = o.cache_root(cache_dir)
     cfg = DownstreamConfig(
         model=model,
         datasets=list(dataset),
@@ -129,11 +132,11 @@ def downstream(
         workers=workers,
         device=device,
         precision=precision.value,
-        force=force,
+        force=force or refresh_cache,
     )
 
     # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter:
+    with progress_reporter() as reporter, refreshing(refresh_cache):
         results = run(cfg, reporter)
 
     # -- render ---------------------------------------------------------------------------

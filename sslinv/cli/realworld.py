@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sslinv.cache import refreshing
 from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
 
@@ -54,6 +55,7 @@ def realworld(
     feature_layer: o.Layer = "backbone",
     fuse: o.FuseOpt = o.Fuse.cat,
     force: o.Force = False,
+    refresh_cache: o.RefreshCache = False,
     json_: o.Json = False,
     verbose: o.Verbose = False,
     cache_dir: o.CacheDir = None,
@@ -90,7 +92,7 @@ def realworld(
     if stats_crop > stats_resize:
         raise UsageError(f"--stats-crop-size ({stats_crop}) cannot exceed --stats-resize ({stats_resize}).")
     expand_datasets(dataset)  # an unknown name fails here, with a did-you-mean
-    cache = paths.cache_dir(cache_dir)
+    cache = o.cache_root(cache_dir)
     cfg = RealWorldConfig(
         model=model,
         datasets=list(dataset),
@@ -108,11 +110,11 @@ def realworld(
         device=device,
         precision=precision.value,
         skip_bad=skip_bad,
-        force=force,
+        force=force or refresh_cache,
     )
 
     # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter:
+    with progress_reporter() as reporter, refreshing(refresh_cache):
         results = run(cfg, reporter)
 
     # -- render ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sslinv.cache import refreshing
 from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
 
@@ -47,7 +48,8 @@ def synthetic(
     ],
     k: Annotated[
         Optional[int],
-        typer.Option("--k", min=1, help="Coarsen each grid to about k parameter values \\[default: the paper's, 256 for most].",
+        typer.Option("--k", min=2, help="Coarsen each grid to about k parameter values (at least 2; two-valued "
+                     "families stay at 2) \\[default: the paper's, 256 for most].",
                      show_default=False, rich_help_panel=o.RUN),
     ] = None,
     data: Annotated[
@@ -65,6 +67,7 @@ def synthetic(
     feature_layer: o.Layer = "backbone",
     fuse: o.FuseOpt = o.Fuse.cat,
     force: o.Force = False,
+    refresh_cache: o.RefreshCache = False,
     json_: o.Json = False,
     verbose: o.Verbose = False,
     cache_dir: o.CacheDir = None,
@@ -98,7 +101,7 @@ def synthetic(
 
     if crop_size > resize:
         raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")
-    cache = paths.cache_dir(cache_dir)
+    cache = o.cache_root(cache_dir)
     cfg = SyntheticConfig(
         model=model,
         transforms=expand_transforms(transform),
@@ -117,11 +120,11 @@ def synthetic(
         device=device,
         precision=precision.value,
         skip_bad=skip_bad,
-        force=force,
+        force=force or refresh_cache,
     )
 
     # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter:
+    with progress_reporter() as reporter, refreshing(refresh_cache):
         results = run(cfg, reporter)
 
     # -- render ---------------------------------------------------------------------------
