@@ -50,6 +50,7 @@ from sslinv.invariance.synthetic import SyntheticConfig
 from sslinv.invariance.synthetic import run as run_synthetic
 from sslinv.models import load_model
 from sslinv.probes import krr, linear
+from sslinv.probes.cv import kfold_splits
 from sslinv.transforms import device as device_render
 from sslinv.transforms import get_family
 
@@ -235,7 +236,7 @@ def logistic_rows(size: Size, device: torch.device) -> list[Row]:
     centres = rng.standard_normal((c, d))
     y = rng.integers(0, c, n + n // 4)
     x = (centres[y] + 2 * rng.standard_normal((len(y), d))).astype(np.float32)
-    folds = linear.kfold_splits(n, 5, 0)
+    folds = kfold_splits(n, 5, 0)
     grid = linear.wd_grid(0)[:: 5 if size.logistic_n >= 10_000 else 15]
     t = time.perf_counter()
     res = linear.logistic_cv(x[:n], y[:n], x[n:], y[n:], c, grid, folds, device=device)
