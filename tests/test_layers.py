@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sslinv"
 #: (``runtime``, ``evaluate``) are placed already.
 LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"", "runtime", "paths", "cache", "errors", "registry", "reporting", "distributed", "results",
-              "numerics", "launch"}),
+              "numerics", "launch", "cpus"}),
     ("components", {"data", "transforms", "models", "probes", "fetch"}),
     ("evaluations", {"evaluate", "invariance", "downstream", "features", "featcache"}),
     ("pretraining", {"pretrain"}),
