@@ -70,7 +70,7 @@ def measure(arch: str, image_size: int, batch: int, precision: str, device_name:
     import torch
 
     from sslinv.distributed import World
-    from sslinv.features import autocast_dtype, resolve_device
+    from sslinv.runtime import autocast_dtype, resolve_device
     from sslinv.pretrain.moco import MoCo, default_bn_splits, head_dim
     from sslinv.pretrain.train import train_step
 

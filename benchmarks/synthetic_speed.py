@@ -39,7 +39,8 @@ def run_synthetic(cache: Path, args, k: int, num_images: int, force: bool, worke
 def bare_forward(args, n_images: int) -> float:
     import torch
 
-    from sslinv.features import Extractor, resolve_device
+    from sslinv.features import Extractor
+    from sslinv.runtime import resolve_device
     from sslinv.distributed import World
     from sslinv.models import load_model
 

@@ -38,9 +38,10 @@ from torch.utils.data import Dataset
 
 from sslinv.reporting import Reporter
 from sslinv import distributed, featcache, results
+from sslinv.runtime import default_workers, resolve_device
 from sslinv.data.downstream import DATASETS, DownstreamDataset, Split, check_split_dir, get_dataset
 from sslinv.errors import DataNotFoundError, UsageError
-from sslinv.features import Extractor, default_workers, resolve_device
+from sslinv.features import Extractor
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1

@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 
 from sslinv import cache, distributed, paths
 from sslinv.distributed import World
-from sslinv.features import Extractor, make_loader
+from sslinv.features import Extractor
+from sslinv.runtime import make_loader
 
 FEATURES_FORMAT = 1
 

@@ -45,7 +45,7 @@ def test_extract_in_order_and_cache_hits(cache_dir, image_folder):
 OPENCV_AFTER_POOL = r"""
 import cv2, numpy as np, torch
 from torch.utils.data import Dataset
-from sslinv.features import make_loader
+from sslinv.runtime import make_loader
 
 img = np.random.rand(800, 800, 3).astype(np.float32)
 for _ in range(3):  # starts OpenCV's thread pool in this (parent) process

@@ -34,9 +34,10 @@ import torch
 
 from sslinv.reporting import Reporter
 from sslinv import distributed, results
+from sslinv.runtime import default_workers, resolve_device
 from sslinv.data import causal3dident as c3d
 from sslinv.errors import UsageError
-from sslinv.features import Extractor, default_workers, resolve_device
+from sslinv.features import Extractor
 from sslinv.probes import krr
 
 #: Bumped when a change alters the numbers, so old result files are not reused.

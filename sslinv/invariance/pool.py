@@ -16,7 +16,8 @@ import torch
 from sslinv import cache, distributed, paths
 from sslinv.data.folder import ImagePool, scan_pool
 from sslinv.distributed import World
-from sslinv.features import CleanImages, Extractor, collate_clean, make_loader
+from sslinv.features import CleanImages, Extractor, collate_clean
+from sslinv.runtime import make_loader
 from sslinv.invariance.stats import RunningStats
 
 STATS_FORMAT = 1

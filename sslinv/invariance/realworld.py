@@ -41,12 +41,13 @@ from torch.utils.data import Dataset
 
 from sslinv.reporting import Reporter, lazy_task
 from sslinv import distributed, results
+from sslinv.runtime import default_workers, make_loader, resolve_device
 from sslinv.data.folder import ImagePool, load_rgb, scan_pool
 from sslinv.data import demo_tasks
 from sslinv.data.realworld import NAMES, GroupedImages, by_count
 from sslinv.data.realworld import get as get_dataset
 from sslinv.errors import BadImageError, DataNotFoundError
-from sslinv.features import Extractor, collate_clean, default_workers, make_loader, resolve_device
+from sslinv.features import Extractor, collate_clean
 from sslinv.invariance.pool import pool_statistics, resolve_pool
 from sslinv.invariance.stats import Whitening, regularisation_warning, whitening_from_stats
 

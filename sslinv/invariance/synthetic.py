@@ -21,14 +21,12 @@ import torch
 
 from sslinv.reporting import Reporter, lazy_task
 from sslinv import distributed, results
+from sslinv.runtime import default_workers, make_loader, resolve_device
 from sslinv.features import (
     CleanImages,
     Extractor,
     ViewChunks,
     collate_clean,
-    default_workers,
-    make_loader,
-    resolve_device,
 )
 from sslinv.invariance.pool import pool_statistics, resolve_pool
 from sslinv.invariance.stats import (

@@ -58,7 +58,7 @@ from sslinv import cache, distributed, paths, results
 from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError, CheckpointError, DataNotFoundError, SslinvError, UsageError
-from sslinv.features import autocast_dtype, default_workers, opencv_fork_safe, resolve_device
+from sslinv.runtime import autocast_dtype, default_workers, opencv_fork_safe, resolve_device
 from sslinv.pretrain import augment
 from sslinv.pretrain.moco import MoCo, default_bn_splits, head_dim
 
