@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 def run_synthetic(cache: Path, args, k: int, num_images: int, force: bool, workers: int | None):
-    from sslinv.invariance.synthetic import SyntheticConfig, run
+    from sslinv.evaluate.synthetic import SyntheticConfig, run
 
     cfg = SyntheticConfig(
         model=args.model, transforms=[args.transform], cache_dir=cache, data_root=cache / "data",
@@ -39,7 +39,7 @@ def run_synthetic(cache: Path, args, k: int, num_images: int, force: bool, worke
 def bare_forward(args, n_images: int) -> float:
     import torch
 
-    from sslinv.features import Extractor
+    from sslinv.evaluate.features import Extractor
     from sslinv.runtime import resolve_device
     from sslinv.distributed import World
     from sslinv.models import load_model
@@ -67,7 +67,7 @@ def peak_memory_child(cache: str, model: str, k: int) -> None:
     """Run one job in this (fresh) process and print its peak RSS in MiB."""
     import resource
 
-    from sslinv.invariance.synthetic import SyntheticConfig, run
+    from sslinv.evaluate.synthetic import SyntheticConfig, run
 
     cfg = SyntheticConfig(model=model, transforms=["rotation"], cache_dir=Path(cache), data_root=Path(cache),
                           data="demo", k=k, num_images=2, batch_size=32, workers=0, device="cpu", force=True)

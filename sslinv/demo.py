@@ -7,10 +7,10 @@ Steps, each cached in the cache directory, so a rerun only reads results:
    (``sslinv.data.demo_tasks``);
 2. pretraining: ``demo-default``, ``demo-ventral`` and ``demo-dorsal``, MoCo v2 with the
    paper's three augmentation presets, ResNet-18 at 64 px (``sslinv.pretrain``);
-3. per model: the 18 synthetic invariances (``sslinv.invariance.synthetic``), the
+3. per model: the 18 synthetic invariances (``sslinv.evaluate.synthetic``), the
    real-world-style invariances on ``demo-viewpoint`` and ``demo-lighting``
-   (``sslinv.invariance.realworld``) and linear probes on ``demo-classes`` and
-   ``demo-landmarks`` (``sslinv.downstream``): the same code as the commands, on small
+   (``sslinv.evaluate.realworld``) and linear probes on ``demo-classes`` and
+   ``demo-landmarks`` (``sslinv.evaluate.downstream``): the same code as the commands, on small
    images (64 px; the protocol's 256/224 pipeline scaled to 73/64);
 4. the paper's central finding checked on the numbers: ventral more invariant than dorsal
    to spatial transformations, dorsal more invariant than ventral to colour ones.
@@ -217,8 +217,8 @@ def _pretrain(cfg: DemoConfig, preset: str, train_pool: Path, reporter):
 
 
 def _synthetic(cfg: DemoConfig, name: str, pool: Path, reporter):
-    from sslinv.invariance.synthetic import SyntheticConfig
-    from sslinv.invariance.synthetic import run as synthetic
+    from sslinv.evaluate.synthetic import SyntheticConfig
+    from sslinv.evaluate.synthetic import run as synthetic
     from sslinv.transforms import FAMILIES
 
     return synthetic(SyntheticConfig(
@@ -230,8 +230,8 @@ def _synthetic(cfg: DemoConfig, name: str, pool: Path, reporter):
 
 
 def _realworld(cfg: DemoConfig, name: str, pool: Path, reporter):
-    from sslinv.invariance.realworld import RealWorldConfig
-    from sslinv.invariance.realworld import run as realworld
+    from sslinv.evaluate.realworld import RealWorldConfig
+    from sslinv.evaluate.realworld import run as realworld
 
     return realworld(RealWorldConfig(
         model=name, datasets=list(REALWORLD), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,
@@ -242,8 +242,8 @@ def _realworld(cfg: DemoConfig, name: str, pool: Path, reporter):
 
 
 def _downstream(cfg: DemoConfig, name: str, reporter):
-    from sslinv.downstream import DownstreamConfig
-    from sslinv.downstream import run as downstream
+    from sslinv.evaluate.downstream import DownstreamConfig
+    from sslinv.evaluate.downstream import run as downstream
 
     return downstream(DownstreamConfig(
         model=name, datasets=list(DOWNSTREAM), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,

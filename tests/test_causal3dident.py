@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 from sslinv.data import causal3dident as c3d
 from sslinv.errors import DataNotFoundError, UsageError
-from sslinv.invariance.causal3dident import parse_targets, subset_rows
+from sslinv.evaluate.causal3dident import parse_targets, subset_rows
 
 FAST = ["--resize", "32", "--crop-size", "32", "--batch-size", "64", "--workers", "0", "--device", "cpu"]
 VISIBLE = (0, 7, 9)  # pos_x, obj_hue, bg_hue are drawn; every other column is noise

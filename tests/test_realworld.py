@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 from sslinv.data import realworld as rw
 from sslinv.errors import DataNotFoundError
-from sslinv.invariance.realworld import group_metrics, reference_similarity
+from sslinv.evaluate.realworld import group_metrics, reference_similarity
 
 FAST = ["--resize", "32", "--crop-size", "32", "--stats-resize", "64", "--stats-crop-size", "56",
         "--batch-size", "32", "--workers", "0", "--device", "cpu"]
@@ -270,7 +270,7 @@ def test_group_metrics_against_numpy_pairs():
 def test_whitened_distance_is_mahalanobis():
     from scipy.spatial.distance import mahalanobis
 
-    from sslinv.invariance.stats import whitening_from_stats
+    from sslinv.evaluate.stats import whitening_from_stats
 
     rng = np.random.default_rng(1)
     feats = rng.standard_normal((200, 6)) @ rng.standard_normal((6, 6))

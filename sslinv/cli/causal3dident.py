@@ -101,7 +101,7 @@ def causal3dident(
     # -- config -------------------------------------------------------------------------
     from sslinv import paths
     from sslinv.errors import UsageError
-    from sslinv.invariance.causal3dident import Causal3DIdentConfig, parse_targets, run
+    from sslinv.evaluate.causal3dident import Causal3DIdentConfig, parse_targets, run
 
     if crop_size > resize:
         raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")

@@ -99,7 +99,7 @@ def downstream(
 
     # -- config -------------------------------------------------------------------------
     from sslinv import paths
-    from sslinv.downstream import DownstreamConfig, run
+    from sslinv.evaluate.downstream import DownstreamConfig, run
     from sslinv.errors import UsageError
 
     if crop_size > resize:

@@ -83,7 +83,7 @@ def realworld(
     # -- config -------------------------------------------------------------------------
     from sslinv import paths
     from sslinv.errors import UsageError
-    from sslinv.invariance.realworld import RealWorldConfig, expand_datasets, run
+    from sslinv.evaluate.realworld import RealWorldConfig, expand_datasets, run
 
     if crop_size > resize:
         raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")

@@ -94,7 +94,7 @@ def synthetic(
     # -- config -------------------------------------------------------------------------
     from sslinv import paths
     from sslinv.errors import UsageError
-    from sslinv.invariance.synthetic import SyntheticConfig, run
+    from sslinv.evaluate.synthetic import SyntheticConfig, run
 
     if crop_size > resize:
         raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")

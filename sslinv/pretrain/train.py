@@ -211,7 +211,7 @@ def check_name(name: str) -> str:
 def resolve_training_pool(data: str | None, cache_root: Path, data_root: Path, world: World, reporter) -> ImagePool:
     """``None``: ImageNet train under the data root; ``demo``: the built-in pool; else a folder."""
     from sslinv.data.folder import scan_pool
-    from sslinv.invariance.pool import resolve_pool
+    from sslinv.data.pool import resolve_pool
 
     if data is None:
         root = Path(data_root) / "imagenet" / "train"

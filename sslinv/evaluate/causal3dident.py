@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from sslinv.reporting import Reporter
 from sslinv import distributed, results
-from sslinv.runtime import default_workers, resolve_device
 from sslinv.data import causal3dident as c3d
 from sslinv.errors import UsageError
-from sslinv.features import Extractor
+from sslinv.evaluate.features import Extractor
 from sslinv.probes import krr
+from sslinv.reporting import Reporter
+from sslinv.runtime import default_workers, resolve_device
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -290,7 +290,7 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
 
 
 def _features(extractor, identity, split, rows, dataset_id, pipeline, cfg, workers, world, reporter) -> tuple[torch.Tensor, bool]:
-    from sslinv import featcache
+    from sslinv.evaluate import features as featcache
 
     key = featcache.features_key(identity, dataset_id, pipeline)
 

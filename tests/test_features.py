@@ -5,8 +5,13 @@ import torch
 
 from sslinv.data.folder import scan_pool
 from sslinv.distributed import World
-from sslinv.featcache import ImageList, cached_features, extract, features_key
-from sslinv.features import Extractor
+from sslinv.evaluate.features import (
+    Extractor,
+    ImageList,
+    cached_features,
+    extract,
+    features_key,
+)
 from sslinv.models import load_model
 from sslinv.transforms import clean_view
 

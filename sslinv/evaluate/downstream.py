@@ -36,12 +36,19 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from sslinv.reporting import Reporter
-from sslinv import distributed, featcache, results
-from sslinv.runtime import default_workers, resolve_device
-from sslinv.data.downstream import DATASETS, DownstreamDataset, Split, check_split_dir, get_dataset
+from sslinv import distributed, results
+from sslinv.data.downstream import (
+    DATASETS,
+    DownstreamDataset,
+    Split,
+    check_split_dir,
+    get_dataset,
+)
 from sslinv.errors import DataNotFoundError, UsageError
-from sslinv.features import Extractor
+from sslinv.evaluate import features as featcache
+from sslinv.evaluate.features import Extractor
+from sslinv.reporting import Reporter
+from sslinv.runtime import default_workers, resolve_device
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1

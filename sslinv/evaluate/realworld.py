@@ -39,17 +39,22 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sslinv.reporting import Reporter, lazy_task
 from sslinv import distributed, results
-from sslinv.runtime import default_workers, make_loader, resolve_device
-from sslinv.data.folder import ImagePool, load_rgb, scan_pool
 from sslinv.data import demo_tasks
+from sslinv.data.folder import ImagePool, load_rgb, scan_pool
+from sslinv.data.pool import resolve_pool
 from sslinv.data.realworld import NAMES, GroupedImages, by_count
 from sslinv.data.realworld import get as get_dataset
 from sslinv.errors import BadImageError, DataNotFoundError
-from sslinv.features import Extractor, collate_clean
-from sslinv.invariance.pool import pool_statistics, resolve_pool
-from sslinv.invariance.stats import Whitening, regularisation_warning, whitening_from_stats
+from sslinv.evaluate.features import Extractor, collate_clean
+from sslinv.evaluate.stats import (
+    Whitening,
+    pool_statistics,
+    regularisation_warning,
+    whitening_from_stats,
+)
+from sslinv.reporting import Reporter, lazy_task
+from sslinv.runtime import default_workers, make_loader, resolve_device
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1

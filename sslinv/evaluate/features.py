@@ -1,25 +1,34 @@
-"""Batched feature extraction: devices, precision, data loading and the model call.
+"""Feature extraction, shared by the four evaluations: the model call, datasets, cache.
 
 Images are decoded and transformed in DataLoader workers into uint8 tensors; the
 main process moves each batch to the device, normalises it there and runs the model in
 eval mode under ``torch.inference_mode`` (optionally autocast to bf16/fp16). Features
 come back to the CPU as float32.
+
+Features of a fixed image dataset (``causal3dident``, ``downstream``) are extracted once
+and cached: keyed by the model identity (checkpoint hash included), the feature layer,
+the dataset identity and split, and the image pipeline, so a rerun, a second probe or
+another target costs no forward pass. Extraction is sharded across torchrun ranks and
+rows are assembled by index, so the result does not depend on the number of processes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
+from sslinv import cache, distributed, paths
 from sslinv.data.folder import ImagePool, load_rgb
+from sslinv.distributed import World
 from sslinv.errors import BadImageError, UsageError
-from sslinv.runtime import autocast_dtype
+from sslinv.models.preprocess import Normalise
+from sslinv.runtime import autocast_dtype, make_loader
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+FEATURES_FORMAT = 1
 
 
 class Extractor:
@@ -31,15 +40,12 @@ class Extractor:
         self.dtype = autocast_dtype(precision)
         if self.dtype is torch.float16 and device.type == "cpu":
             raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU.")
-        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+        self.normalise = Normalise(device)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, on_device: bool = False) -> torch.Tensor:
         """Features of a uint8 batch: float32, on the CPU (or left on the device)."""
-        x = images.to(self.device, non_blocking=True).float()
-        # (x / 255 - mean) / std, as ToTensor + Normalize, folded into one step.
-        x = (x - self.mean) / self.std
+        x = self.normalise(images.to(self.device, non_blocking=True))
         if self.dtype is None:
             out = self.model(x)
         else:
@@ -83,14 +89,6 @@ def collate_clean(items):
     return idx, views, bad
 
 
-@dataclass(frozen=True)
-class ViewTask:
-    """One (row, parameter) pair: ``row`` indexes the sampled images."""
-
-    row: int
-    param: int
-
-
 class ViewChunks(Dataset):
     """Item ``c`` is a chunk of consecutive (row, param) tasks, rendered as uint8 views.
 
@@ -127,3 +125,90 @@ class ViewChunks(Dataset):
             rows.append(row)
             params.append(p)
         return torch.tensor(rows), torch.tensor(params), torch.stack(views)
+
+
+# ---------------------------------------------------------------- feature cache
+
+
+class ImageList(Dataset):
+    """Item ``j`` is ``(j, uint8 tensor)``: ``render(load(files[j]))``.
+
+    ``render`` maps a PIL image to a uint8 (3, H, W) tensor, e.g.
+    ``functools.partial(sslinv.transforms.clean_view, resize=224, crop=224)``; any
+    dataset-specific crop (a landmark box, a central square) happens inside it.
+    """
+
+    def __init__(self, files: Sequence[Path], render: Callable):
+        self.files, self.render = list(files), render
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, j: int):
+        from sslinv.data.folder import load_rgb
+
+        return j, self.render(load_rgb(self.files[j]), j)
+
+
+def _collate(items):
+    idx = torch.tensor([j for j, _ in items], dtype=torch.long)
+    return idx, torch.stack([x for _, x in items])
+
+
+def extract(
+    extractor: Extractor,
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    workers: int,
+    world: World,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Features (n x d, float32, CPU) of every item of ``dataset`` (items ``(j, uint8)``),
+    in item order, on every rank."""
+    n = len(dataset)
+    mine = list(distributed.shard(n, world))
+    subset = torch.utils.data.Subset(dataset, mine)
+    loader = make_loader(subset, workers, batch_size, _collate)
+    idx_parts, feat_parts = [], []
+    for idx, views in loader:
+        idx_parts.append(idx)
+        feat_parts.append(extractor(views))
+        if progress:
+            progress(len(idx))
+    local = (
+        torch.cat(idx_parts) if idx_parts else torch.empty(0, dtype=torch.long),
+        torch.cat(feat_parts) if feat_parts else None,
+    )
+    out: torch.Tensor | None = None
+    for idx, feats in distributed.all_gather_objects(world, local):
+        if feats is None:
+            continue
+        if out is None:
+            out = torch.empty(n, feats.shape[1], dtype=torch.float32)
+        out[idx] = feats
+    if out is None:
+        raise ValueError("no features were extracted (empty dataset)")
+    return out
+
+
+def features_key(model_identity: dict[str, Any], dataset: dict[str, Any], pipeline: dict[str, Any]) -> dict[str, Any]:
+    return {"format": FEATURES_FORMAT, "model": model_identity, "dataset": dataset, "pipeline": pipeline}
+
+
+def cached_features(
+    cache_root: Path,
+    key: dict[str, Any],
+    compute: Callable[[], torch.Tensor],
+    world: World,
+) -> tuple[torch.Tensor, bool]:
+    """Load the features recorded under ``key`` or compute them (all ranks) and store them
+    (rank 0). Returns ``(features, hit)``; identical on every rank."""
+    path = paths.features_dir(cache_root, key["model"].get("spec", "model")) / f"{cache.key_hash(key)}.pt"
+    return cache.cached(
+        path, key, compute,
+        save=lambda feats, p: torch.save(feats.contiguous(), p),
+        load=lambda p: torch.load(p, map_location="cpu", weights_only=True),
+        extra=lambda feats: {"shape": list(feats.shape)},
+        world=world,
+    )

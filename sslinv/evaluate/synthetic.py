@@ -19,22 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from sslinv.reporting import Reporter, lazy_task
 from sslinv import distributed, results
-from sslinv.runtime import default_workers, make_loader, resolve_device
-from sslinv.features import (
+from sslinv.data.pool import resolve_pool
+from sslinv.evaluate.features import (
     CleanImages,
     Extractor,
     ViewChunks,
     collate_clean,
 )
-from sslinv.invariance.pool import pool_statistics, resolve_pool
-from sslinv.invariance.stats import (
+from sslinv.evaluate.stats import (
     Whitening,
     pair_metrics,
+    pool_statistics,
     regularisation_warning,
     whitening_from_stats,
 )
+from sslinv.reporting import Reporter, lazy_task
+from sslinv.runtime import default_workers, make_loader, resolve_device
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
