@@ -70,10 +70,12 @@ class DemoConfig:
     force: bool = False
     recipe: Recipe = field(default_factory=lambda: DEFAULT_RECIPE)
 
-    def public(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cache_dir"] = str(self.cache_dir)
-        return d
+    def runtime(self, model: str):
+        """The evaluations' runtime settings for one demo model (everything in the cache)."""
+        from sslinv.evaluate.common import Runtime
+
+        return Runtime(model=model, cache_dir=self.cache_dir, data_root=self.cache_dir, device=self.device,
+                       workers=self.workers, force=self.force)
 
 
 @dataclass
@@ -110,6 +112,7 @@ class Stages:
 
 def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
     from sslinv.data import demo, demo_tasks
+    from sslinv.results import config_dump
 
     stages = stages or Stages()
     t_start = time.perf_counter()
@@ -167,7 +170,7 @@ def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
         realworld=realworld,
         downstream=downstream,
         finding=finding(invariances, cfg.epochs, cfg.recipe.pool_images),
-        settings={**cfg.public(), "realworld": list(REALWORLD), "downstream": list(DOWNSTREAM)},
+        settings={**config_dump(cfg), "realworld": list(REALWORLD), "downstream": list(DOWNSTREAM)},
         seconds=round(time.perf_counter() - t_start, 3),
         cached=cached,
         steps=steps,
@@ -222,10 +225,8 @@ def _synthetic(cfg: DemoConfig, name: str, pool: Path, reporter):
     from sslinv.transforms import FAMILIES
 
     return synthetic(SyntheticConfig(
-        model=name, transforms=list(FAMILIES.names()), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,
-        data=str(pool), k=cfg.k, num_images=cfg.num_images, seed=cfg.seed,
-        resize=cfg.recipe.eval_resize, crop=cfg.recipe.image_size,
-        workers=cfg.workers, device=cfg.device, force=cfg.force,
+        runtime=cfg.runtime(name), transforms=list(FAMILIES.names()), data=str(pool), k=cfg.k,
+        num_images=cfg.num_images, seed=cfg.seed, resize=cfg.recipe.eval_resize, crop=cfg.recipe.image_size,
     ), reporter)
 
 
@@ -234,10 +235,9 @@ def _realworld(cfg: DemoConfig, name: str, pool: Path, reporter):
     from sslinv.evaluate.realworld import run as realworld
 
     return realworld(RealWorldConfig(
-        model=name, datasets=list(REALWORLD), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,
-        stats_data=str(pool), resize=cfg.recipe.image_size, crop=cfg.recipe.image_size,
+        runtime=cfg.runtime(name), datasets=list(REALWORLD), stats_data=str(pool),
+        resize=cfg.recipe.image_size, crop=cfg.recipe.image_size,
         stats_resize=cfg.recipe.eval_resize, stats_crop=cfg.recipe.image_size,
-        workers=cfg.workers, device=cfg.device, force=cfg.force,
     ), reporter)
 
 
@@ -246,9 +246,8 @@ def _downstream(cfg: DemoConfig, name: str, reporter):
     from sslinv.evaluate.downstream import run as downstream
 
     return downstream(DownstreamConfig(
-        model=name, datasets=list(DOWNSTREAM), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,
-        resize=cfg.recipe.image_size, crop=cfg.recipe.image_size, seed=cfg.seed, workers=cfg.workers,
-        device=cfg.device, force=cfg.force,
+        runtime=cfg.runtime(name), datasets=list(DOWNSTREAM),
+        resize=cfg.recipe.image_size, crop=cfg.recipe.image_size, seed=cfg.seed,
     ), reporter)
 
 

@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.evaluate.downstream import fuse_features, member_specs
+from sslinv.models.fusion import fuse, member_specs
 from test_downstream_data import write_300w, write_cifar10
 
 FAST = ["--resize", "32", "--crop-size", "32", "--batch-size", "32", "--workers", "0", "--device", "cpu"]
@@ -133,10 +133,10 @@ def test_fusion_reuses_member_features(cache_dir, data_root, moco_ckpt, monkeypa
 
 def test_fuse_modes_and_member_specs(tmp_path):
     a, b = torch.arange(6.0).view(2, 3), torch.ones(2, 3)
-    assert fuse_features([a], "add") is a
-    torch.testing.assert_close(fuse_features([a, b], "cat"), torch.cat([a, b], 1))
-    torch.testing.assert_close(fuse_features([a, b], "add"), a + b)
-    torch.testing.assert_close(fuse_features([a, b], "mean"), (a + b) / 2)
+    assert fuse([a], "add") is a
+    torch.testing.assert_close(fuse([a, b], "cat"), torch.cat([a, b], 1))
+    torch.testing.assert_close(fuse([a, b], "add"), a + b)
+    torch.testing.assert_close(fuse([a, b], "mean"), (a + b) / 2)
     assert member_specs("default+ventral+dorsal", tmp_path) == ["default", "ventral", "dorsal"]
     odd = tmp_path / "a+b.pth"
     odd.write_bytes(b"")

@@ -25,8 +25,9 @@ from sslinv.errors import CheckpointError
 from sslinv.fetch.download import normalise_expected
 from sslinv.fetch.errors import ChecksumError
 from sslinv.models.checkpoints import save_moco_checkpoint
-from sslinv.models.features import FeatureModel
-from sslinv.models.load import converted_path, fetch_weights, load_model, random_backbone
+from sslinv.models.fusion import load_model
+from sslinv.models.load import converted_path, fetch_weights, random_backbone
+from sslinv.models.taps import FeatureModel
 from sslinv.models.zoo import MODELS, UNSUPPORTED, model_names
 from sslinv.paths import weights_dir
 

@@ -1,4 +1,4 @@
-"""Option aliases shared by the commands, and shell-completion callbacks.
+"""Option aliases shared by the commands, the evaluations' shared block, and completions.
 
 Nothing here imports torch: ``sslinv --help`` and tab completion must answer at once.
 """
@@ -139,3 +139,27 @@ NodeRank = Annotated[int, typer.Option("--node-rank", min=0, help="This node's r
 RdzvEndpoint = Annotated[
     Optional[str], typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous (multi-node).", rich_help_panel=DIST)
 ]
+
+
+def shared_options(
+    model: Model,
+    feature_layer: Layer = "backbone",
+    fuse: FuseOpt = Fuse.cat,
+    force: Force = False,
+    json_: Json = False,
+    verbose: Verbose = False,
+    cache_dir: CacheDir = None,
+    data_root: DataRoot = None,
+    skip_bad: SkipBad = False,
+    device: Device = None,
+    precision: PrecisionOpt = Precision.fp32,
+    batch_size: BatchSize = 64,
+    workers: Workers = None,
+    nproc_per_node: NprocPerNode = 1,
+    nnodes: Nnodes = 1,
+    node_rank: NodeRank = 0,
+    rdzv_endpoint: RdzvEndpoint = None,
+) -> None:
+    """The options every evaluation command shares, in their order in ``--help``: a
+    signature only (``sslinv.cli.common.evaluation_command`` reads it); ``--model`` comes
+    first, the command's own options after it."""

@@ -25,6 +25,7 @@ from sslinv import cache, distributed, paths
 from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError, UsageError
+from sslinv.models.fusion import Member
 from sslinv.models.preprocess import Normalise
 from sslinv.runtime import autocast_dtype, make_loader
 
@@ -59,21 +60,21 @@ class Extractor:
 
 
 class CleanImages(Dataset):
-    """Item ``j`` is ``(j, clean uint8 view)`` of pool image ``ids[j]``, or ``(j, None)``
-    for an unreadable image when ``skip_bad``."""
+    """Item ``j`` is ``(j, clean uint8 view)`` of ``files[j]``, or ``(j, None)`` for an
+    unreadable image when ``skip_bad``."""
 
-    def __init__(self, pool: ImagePool, ids: Sequence[int], resize: int, crop: int, skip_bad: bool):
-        self.pool, self.ids = pool, list(ids)
+    def __init__(self, files: Sequence[Path], resize: int, crop: int, skip_bad: bool):
+        self.files = list(files)
         self.resize, self.crop, self.skip_bad = resize, crop, skip_bad
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.files)
 
     def __getitem__(self, j: int):
         from sslinv.transforms import clean_view
 
         try:
-            img = load_rgb(self.pool.path(self.ids[j]))
+            img = load_rgb(self.files[j])
         except BadImageError:
             if self.skip_bad:
                 return j, None
@@ -87,6 +88,17 @@ def collate_clean(items):
     idx = torch.tensor([j for j, _ in good], dtype=torch.long)
     views = torch.stack([x for _, x in good]) if good else None
     return idx, views, bad
+
+
+class FamilyView:
+    """``render(img, p, seed)``: view ``p`` of a family's grid (a picklable callable, so
+    ``ViewChunks`` reaches workers under any start method)."""
+
+    def __init__(self, family, params: Sequence[dict[str, Any]], resize: int, crop: int):
+        self.family, self.params, self.resize, self.crop = family, list(params), resize, crop
+
+    def __call__(self, img, p: int, seed: int) -> torch.Tensor:
+        return self.family.view(img, self.params[p], self.resize, self.crop, seed)
 
 
 class ViewChunks(Dataset):
@@ -196,6 +208,10 @@ def features_key(model_identity: dict[str, Any], dataset: dict[str, Any], pipeli
     return {"format": FEATURES_FORMAT, "model": model_identity, "dataset": dataset, "pipeline": pipeline}
 
 
+def features_path(cache_root: Path, key: dict[str, Any]) -> Path:
+    return paths.features_dir(cache_root, key["model"].get("spec", "model")) / f"{cache.key_hash(key)}.pt"
+
+
 def cached_features(
     cache_root: Path,
     key: dict[str, Any],
@@ -204,11 +220,46 @@ def cached_features(
 ) -> tuple[torch.Tensor, bool]:
     """Load the features recorded under ``key`` or compute them (all ranks) and store them
     (rank 0). Returns ``(features, hit)``; identical on every rank."""
-    path = paths.features_dir(cache_root, key["model"].get("spec", "model")) / f"{cache.key_hash(key)}.pt"
     return cache.cached(
-        path, key, compute,
+        features_path(cache_root, key), key, compute,
         save=lambda feats, p: torch.save(feats.contiguous(), p),
         load=lambda p: torch.load(p, map_location="cpu", weights_only=True),
         extra=lambda feats: {"shape": list(feats.shape)},
         world=world,
     )
+
+
+def member_features(
+    members: Sequence[Member],
+    dataset: Dataset,
+    dataset_identity: dict[str, Any],
+    pipeline: dict[str, Any],
+    *,
+    cache_root: Path,
+    precision: str,
+    batch_size: int,
+    device: torch.device,
+    workers: int,
+    world: World,
+    reporter,
+    label: str,
+) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+    """The features of ``dataset`` (items ``(j, uint8)``) for each member of a fused
+    model, each cached under the member's own identity, so any fusion containing it (or
+    the member alone) reuses them; fuse with ``sslinv.models.fusion.fuse``. Also returns,
+    per member, ``{"spec", "dim", "cached", "path"}``."""
+    parts, info = [], []
+    for m in members:
+        key = features_key(m.identity, dataset_identity, pipeline)
+
+        def compute(m: Member = m) -> torch.Tensor:
+            mine = len(distributed.shard(len(dataset), world))
+            progress = reporter.task(f"{label}: features of {m.spec}", mine)
+            return extract(Extractor(m.model, device, precision), dataset,
+                           batch_size=batch_size, workers=workers, world=world, progress=progress)
+
+        feats, hit = cached_features(cache_root, key, compute, world)
+        parts.append(feats)
+        info.append({"spec": m.spec, "dim": int(m.identity["dim"]), "cached": hit,
+                     "path": str(features_path(cache_root, key))})
+    return parts, info

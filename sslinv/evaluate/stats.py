@@ -243,7 +243,7 @@ def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world
     mine = list(distributed.shard(len(pool), world))
     if progress:
         progress(0)  # the bar appears now (cached statistics show none)
-    dataset = CleanImages(pool, mine, resize, crop, skip_bad)
+    dataset = CleanImages([pool.path(i) for i in mine], resize, crop, skip_bad)
     loader = make_loader(dataset, workers, batch_size, collate_clean)
     local: RunningStats | None = None
     bad: list[int] = []
