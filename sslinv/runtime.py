@@ -102,9 +102,10 @@ def start_method() -> str | None:
 
 def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=None) -> DataLoader:
     """An ordered loader over ``dataset``: ``workers`` one-thread decoding processes."""
-    method = start_method() if workers > 0 else None
+    context = None
     if workers > 0:
         opencv_fork_safe()
+        context = _worker_context(dataset)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -114,5 +115,21 @@ def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=
         pin_memory=torch.cuda.is_available(),
         worker_init_fn=init_worker if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
-        multiprocessing_context=method,
+        multiprocessing_context=context,
     )
+
+
+def _worker_context(dataset: Dataset):
+    """The multiprocessing context of loader workers (None: Python's default).
+
+    Under ``forkserver`` every worker forks from one server process; preloading the
+    dataset's module there (torch and sslinv come with it) saves each worker of each
+    loader importing them afresh.
+    """
+    import multiprocessing
+
+    method = start_method()
+    context = multiprocessing.get_context(method)
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload([type(dataset).__module__])
+    return context if method is not None else None

@@ -27,20 +27,6 @@ def complete_solver(incomplete: str) -> list[str]:
     return [s for s in SOLVERS if s.startswith(incomplete)]
 
 
-def parse_limit(value: str, option: str) -> int | None:
-    from sslinv.errors import UsageError
-
-    if value.lower() == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"{option} must be a positive integer or 'all', not {value!r}.")
-    return n
-
-
 @evaluation_command(skip_bad=False)
 def causal3dident(
     rt,
@@ -91,8 +77,8 @@ def causal3dident(
         targets=list(target),
         resize=resize,
         crop=crop_size,
-        max_train=parse_limit(max_train, "--max-train"),
-        max_test=parse_limit(max_test, "--max-test"),
+        max_train=o.parse_count(max_train, "--max-train"),
+        max_test=o.parse_count(max_test, "--max-test"),
         seed=seed,
         folds=folds,
         solver=solver,

@@ -38,6 +38,21 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+def parse_count(value: str, option: str) -> int | None:
+    """A positive integer, or ``all`` (None), as typed after ``option``."""
+    from sslinv.errors import UsageError
+
+    if value.lower() == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"{option} must be a positive integer or 'all', not {value!r}.")
+    return n
+
+
 def complete_model(incomplete: str) -> list[str]:
     from sslinv.models.zoo import model_names
 

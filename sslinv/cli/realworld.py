@@ -17,10 +17,6 @@ def complete_dataset(incomplete: str) -> list[str]:
     return [n for n in ("all", *NAMES, *DEMO_NAMES) if n.lower().startswith(incomplete.lower())]
 
 
-def complete_stats_data(incomplete: str) -> list[str]:
-    return ["demo"] if "demo".startswith(incomplete) else []
-
-
 @evaluation_command(skip_bad=True)
 def realworld(
     rt,
@@ -42,7 +38,7 @@ def realworld(
             "--stats-data",
             help="Pool for the feature mean and covariance: an image folder (class/*.jpg or flat; "
             "an ImageNet root holding val/ means its val/), or 'demo'. Default: <data-root>/imagenet/val.",
-            show_default=False, autocompletion=complete_stats_data, rich_help_panel=o.DATA,
+            show_default=False, autocompletion=o.complete_data, rich_help_panel=o.DATA,
         ),
     ] = None,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side of the real-world images after resizing.", rich_help_panel=o.DATA)] = 224,

@@ -11,20 +11,6 @@ from sslinv.cli.common import check_crop, emit, evaluation_command
 from sslinv.cli.output import stdout
 
 
-def parse_num_images(value: str) -> int | None:
-    from sslinv.errors import UsageError
-
-    if value.lower() == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"--num-images must be a positive integer or 'all', not {value!r}.")
-    return n
-
-
 def expand_transforms(names: list[str]) -> list[str]:
     """``all`` -> every family; duplicates dropped, order kept."""
     out: list[str] = []
@@ -79,7 +65,7 @@ def synthetic(
         transforms=expand_transforms(transform),
         data=data,
         k=k,
-        num_images=parse_num_images(num_images),
+        num_images=o.parse_count(num_images, "--num-images"),
         seed=seed,
         resize=resize,
         crop=crop_size,
