@@ -160,6 +160,23 @@ def test_seeded_subsets_and_folds_rerun_identically(cache_dir, c3d_root, tmp_pat
     assert (again["alpha"], again["gamma"]) == (first["alpha"], first["gamma"])
 
 
+def test_fusion_reuses_member_features(cache_dir, c3d_root, monkeypatch):
+    """Features are cached per member and fused after: a fusion of a cached model costs
+    no forward pass, and mean-fusing a model with itself gives the model's numbers."""
+    args = ("--target", "bg_hue", "--max-train", "40", "--max-test", "20", "--data-root", str(c3d_root), *FAST)
+    alone = run_json("--model", "random-tiny", *args)
+
+    from sslinv.evaluate.features import Extractor
+
+    monkeypatch.setattr(Extractor, "__call__", lambda self, x: (_ for _ in ()).throw(AssertionError("forward")))
+    cat = run_json("--model", "random-tiny+random-tiny", *args)
+    assert cat["model_identity"]["dim"] == 256 and cat["features"]["dim"] == 256
+    assert cat["features"]["train_cached"] is True and cat["results"][0]["cached"] is False
+    mean = run_json("--model", "random-tiny+random-tiny", "--fuse", "mean", *args)
+    assert mean["features"]["dim"] == 128
+    assert mean["results"][0]["r2"] == pytest.approx(alone["results"][0]["r2"], abs=1e-9)
+
+
 # --------------------------------------------------------------------------- errors
 
 

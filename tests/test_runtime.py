@@ -16,19 +16,13 @@ from sslinv.errors import UsageError
 EVALUATIONS = ("synthetic", "realworld", "causal3dident", "downstream")
 
 
-def _render(img, j):
-    from sslinv.transforms import clean_view
-
-    return clean_view(img, 40, 32)
-
-
 def _datasets(image_folder) -> dict[str, Dataset]:
     """One instance of every Dataset class the evaluations hand to a DataLoader, built as
     the commands build them."""
     from sslinv.data.downstream import Split
     from sslinv.data.folder import scan_pool
     from sslinv.evaluate.downstream import SplitImages
-    from sslinv.evaluate.features import CleanImages, FamilyView, ImageList, ViewChunks
+    from sslinv.evaluate.features import CleanImages, FamilyView, ViewChunks
     from sslinv.transforms import get_family
 
     pool = scan_pool(image_folder)
@@ -41,7 +35,6 @@ def _datasets(image_folder) -> dict[str, Dataset]:
     return {
         "CleanImages": CleanImages(files, 40, 32, skip_bad=True),
         "ViewChunks": ViewChunks(pool, [0, 1], tasks, FamilyView(fam, grid.params, 40, 32), 3, 0),
-        "ImageList": ImageList(files, _render),
         "SplitImages": SplitImages(split, 40, 32),
     }
 
@@ -63,7 +56,7 @@ def test_every_evaluation_dataset_is_covered(image_folder):
     assert _dataset_classes() <= set(_datasets(image_folder))
 
 
-@pytest.mark.parametrize("name", ["CleanImages", "ViewChunks", "ImageList", "SplitImages"])
+@pytest.mark.parametrize("name", ["CleanImages", "ViewChunks", "SplitImages"])
 def test_datasets_pickle_for_spawn_and_forkserver(image_folder, name):
     """Workers started by spawn or forkserver receive the dataset pickled (no closures)."""
     ds = _datasets(image_folder)[name]

@@ -8,9 +8,10 @@ invariant to it scores low).
 Contents of ``run``:
 1. world and device; 2. the two splits (indexed once) and their seeded subsets
 (``--max-train`` / ``--max-test``; the reference draws 20,480 / 40,960 images in random
-unseeded order); 3. model; 4. finished results are reused; 5. features of both subsets,
-cached per (model, layer, dataset, split, rows, pipeline), so ``--target all``, another
-target or a rerun costs no forward pass; 6. the probes on rank 0: every regression
+unseeded order); 3. model (each member of a fusion ``a+b`` on its own); 4. finished
+results are reused; 5. features of both subsets, cached per (member, layer, dataset,
+split, rows, pipeline) and fused after, so ``--target all``, another target, a rerun or
+another fusion of the same members costs no forward pass; 6. the probes on rank 0: every regression
 target in one kernel ridge grid search (``sslinv.probes.krr``: standardised features,
 RBF kernel, alpha in logspace(0, -4, 5), gamma in logspace(-5, 2, 8), 5-fold CV R^2,
 refit, test R^2), and for ``class`` a multinomial logistic regression (test accuracy);

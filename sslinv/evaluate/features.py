@@ -142,26 +142,6 @@ class ViewChunks(Dataset):
 # ---------------------------------------------------------------- feature cache
 
 
-class ImageList(Dataset):
-    """Item ``j`` is ``(j, uint8 tensor)``: ``render(load(files[j]))``.
-
-    ``render`` maps a PIL image to a uint8 (3, H, W) tensor, e.g.
-    ``functools.partial(sslinv.transforms.clean_view, resize=224, crop=224)``; any
-    dataset-specific crop (a landmark box, a central square) happens inside it.
-    """
-
-    def __init__(self, files: Sequence[Path], render: Callable):
-        self.files, self.render = list(files), render
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, j: int):
-        from sslinv.data.folder import load_rgb
-
-        return j, self.render(load_rgb(self.files[j]), j)
-
-
 def _collate(items):
     idx = torch.tensor([j for j, _ in items], dtype=torch.long)
     return idx, torch.stack([x for _, x in items])

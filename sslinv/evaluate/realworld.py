@@ -40,8 +40,7 @@ import torch
 
 from sslinv import distributed
 from sslinv.data import demo_tasks
-from sslinv.data.folder import ImagePool, scan_pool
-from sslinv.data.pool import resolve_pool
+from sslinv.data.pool import resolve_stats_pool
 from sslinv.data.realworld import NAMES, GroupedImages, by_count
 from sslinv.data.realworld import get as get_dataset
 from sslinv.errors import DataNotFoundError
@@ -193,30 +192,6 @@ def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[Groupe
     return loaded, missing
 
 
-def stats_pool(stats_data: str | None, cache_dir: Path, data_root: Path, world, reporter) -> ImagePool:
-    """The statistics pool: ImageNet val under the data root (default), the demo pool,
-    or an image folder (an ImageNet-style root holding ``val/`` means its ``val/``)."""
-    from sslinv import paths
-    from sslinv.data import demo
-
-    if stats_data == demo.DEMO_NAME:
-        return resolve_pool(stats_data, cache_dir, data_root, world, reporter)
-    if stats_data is None:
-        root = paths.imagenet_val(data_root)
-        hint = (
-            f"The statistics pool is the ILSVRC2012 validation set ({root}/<wnid>/"
-            "ILSVRC2012_val_<8 digits>.JPEG; set the data root with --data-root or "
-            "SSLINV_DATA_ROOT), or pass --stats-data PATH for any image folder, or "
-            "--stats-data demo for the built-in demo pool."
-        )
-        return scan_pool(root, name="imagenet-val", hint=hint)
-    root = Path(stats_data).expanduser()
-    if (root / "val").is_dir():
-        reporter.info(f"Statistics pool: using {root / 'val'} (the val/ split of {root}).")
-        root = root / "val"
-    return scan_pool(root, hint="Pass --stats-data PATH with an image folder, or --stats-data demo.")
-
-
 # --------------------------------------------------------------------------------- run
 
 
@@ -237,7 +212,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
     model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse)
     extractor = Extractor(model, session.device, rt.precision)
 
-    pool = stats_pool(cfg.stats_data, rt.cache_dir, rt.data_root, world, reporter)
+    pool = resolve_stats_pool(cfg.stats_data, rt.cache_dir, rt.data_root, world, reporter)
     base = {
         "protocol": PROTOCOL_VERSION,
         "command": "realworld",
