@@ -46,13 +46,8 @@ from sslinv.data.realworld import get as get_dataset
 from sslinv.errors import DataNotFoundError
 from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
 from sslinv.evaluate.features import CleanImages, Extractor, collate_clean
-from sslinv.evaluate.stats import (
-    Whitening,
-    pool_statistics,
-    regularisation_warning,
-    whitening_from_stats,
-)
-from sslinv.reporting import Reporter, lazy_task
+from sslinv.evaluate.stats import Whitening, pool_whitening
+from sslinv.reporting import Reporter
 from sslinv.runtime import make_loader
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
@@ -227,15 +222,9 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
 
     def compute(todo: list[Task]):
         # -- statistics pool (only when something is left to compute) ----------------------
-        stats, stats_info = pool_statistics(
-            extractor, identity, pool,
-            resize=cfg.stats_resize, crop=cfg.stats_crop, precision=rt.precision, skip_bad=rt.skip_bad,
-            batch_size=rt.batch_size, workers=session.workers, cache_root=rt.cache_dir, world=world,
-            progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
-        )
-        whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
-        if (msg := regularisation_warning(whitening.regularisation)) is not None:
-            reporter.warn(msg.replace("(--data)", "(--stats-data)"))
+        whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.stats_resize,
+                                               crop=cfg.stats_crop, rt=rt, session=session, reporter=reporter,
+                                               option="--stats-data")
         stats_record = {
             **stats_info,
             "pool": pool.identity(),

@@ -33,6 +33,7 @@ from sslinv import cache, distributed, paths
 from sslinv.data.folder import ImagePool
 from sslinv.distributed import World
 from sslinv.evaluate.features import CleanImages, Extractor, collate_clean
+from sslinv.reporting import lazy_task
 from sslinv.runtime import make_loader
 
 #: Eigenvalues below RTOL * max eigenvalue count as numerically zero (float32 features
@@ -151,7 +152,7 @@ def whitening_from_stats(
     return Whitening(mu=mean.to(torch.float64), P=P, W=W, regularisation=reg)
 
 
-def regularisation_warning(reg: dict[str, Any]) -> str | None:
+def regularisation_warning(reg: dict[str, Any], option: str = "--data") -> str | None:
     if not reg.get("applied"):
         return None
     if reg["num_samples"] <= reg["dim"]:
@@ -164,7 +165,7 @@ def regularisation_warning(reg: dict[str, Any]) -> str | None:
         f"Feature covariance is singular or ill-conditioned ({why}): "
         f"{reg['num_floored']} of {reg['dim']} eigenvalues raised to "
         f"{reg['rtol']:g} x the largest. Distances and similarities depend on this "
-        "regularisation; use a larger statistics pool (--data) for stable numbers."
+        f"regularisation; use a larger statistics pool ({option}) for stable numbers."
     )
 
 
@@ -237,6 +238,24 @@ def pool_statistics(
         world=world,
     )
     return stats, {"path": str(path), "cached": hit, "num_images": stats.n, "skipped": skipped}
+
+
+def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, *, resize: int, crop: int,
+                   rt, session, reporter, option: str = "--data") -> tuple[Whitening, dict[str, Any]]:
+    """The whitening of the model's features over ``pool`` (statistics cached; computed
+    with the run's settings ``rt`` and ``session``), warning when it had to be regularised
+    (``option`` names the pool's option). Returns it with the statistics' record."""
+    world = session.world
+    stats, info = pool_statistics(
+        extractor, model_identity, pool,
+        resize=resize, crop=crop, precision=rt.precision, skip_bad=rt.skip_bad,
+        batch_size=rt.batch_size, workers=session.workers, cache_root=rt.cache_dir, world=world,
+        progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
+    )
+    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
+    if (msg := regularisation_warning(whitening.regularisation, option)) is not None:
+        reporter.warn(msg)
+    return whitening, info
 
 
 def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress):

@@ -22,14 +22,8 @@ from sslinv import distributed
 from sslinv.data.pool import resolve_pool
 from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
 from sslinv.evaluate.features import CleanImages, Extractor, FamilyView, ViewChunks, collate_clean
-from sslinv.evaluate.stats import (
-    Whitening,
-    pair_metrics,
-    pool_statistics,
-    regularisation_warning,
-    whitening_from_stats,
-)
-from sslinv.reporting import Reporter, lazy_task
+from sslinv.evaluate.stats import Whitening, pair_metrics, pool_whitening
+from sslinv.reporting import Reporter
 from sslinv.runtime import make_loader
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
@@ -107,15 +101,8 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
 
     # -- statistics pool -----------------------------------------------------------
     pool = resolve_pool(cfg.data, rt.cache_dir, rt.data_root, world, reporter)
-    stats, stats_info = pool_statistics(
-        extractor, identity, pool,
-        resize=cfg.resize, crop=cfg.crop, precision=rt.precision, skip_bad=rt.skip_bad,
-        batch_size=rt.batch_size, workers=session.workers, cache_root=rt.cache_dir, world=world,
-        progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
-    )
-    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
-    if (msg := regularisation_warning(whitening.regularisation)) is not None:
-        reporter.warn(msg)
+    whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.resize, crop=cfg.crop,
+                                           rt=rt, session=session, reporter=reporter)
     whitening = whitening.to(session.device)  # metrics are computed beside the model
 
     ids = sample_images(len(pool), cfg.num_images, cfg.seed)
