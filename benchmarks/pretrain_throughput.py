@@ -4,10 +4,10 @@ Three figures, measured in the same run on the same pre-made uint8 batch:
 
 - bare: forward + backward of the query encoder alone (ResNet + MLP head, train mode,
   input normalised on the device as sslinv does; no optimiser) - the floor;
-- step: one full MoCo training step (``sslinv.pretrain.train.train_step``: query forward
+- step: one full MoCo training step (``sslinv.pretrain.loop.train_step``: query forward
   and backward, momentum update, key shuffle and key forward, logits against the queue,
   enqueue, SGD step) - what the training loop does per batch;
-- run (``--end-to-end``): a whole training epoch through ``sslinv.pretrain.train.run``
+- run (``--end-to-end``): a whole training epoch through ``sslinv.pretrain.loop.run``
   on the demo pool (decoding and augmenting both views in DataLoader workers,
   checkpoint and log writing included).
 
@@ -72,7 +72,7 @@ def measure(arch: str, image_size: int, batch: int, precision: str, device_name:
     from sslinv.distributed import World
     from sslinv.runtime import autocast_dtype, resolve_device
     from sslinv.pretrain.moco import MoCo, default_bn_splits, head_dim
-    from sslinv.pretrain.train import train_step
+    from sslinv.pretrain.loop import train_step
 
     device = resolve_device(device_name, World())
     dtype = autocast_dtype(precision)
@@ -119,7 +119,9 @@ def end_to_end(arch: str, image_size: int, batch: int, precision: str, device_na
     from sslinv import paths
     from sslinv.data.demo import ensure_demo_pool
     from sslinv.pretrain import augment
-    from sslinv.pretrain.train import PretrainConfig, read_log, run
+    from sslinv.pretrain.config import PretrainConfig
+    from sslinv.pretrain.loop import run
+    from sslinv.pretrain.state import read_log
 
     pool = ensure_demo_pool(paths.cache_dir())  # the user's demo pool, painted once
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,23 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def stat_fingerprint(files: Iterable[str | Path], extra: bytes = b"", root: Path | None = None) -> str:
+    """A short hash of each file's name, size and modification time (+ ``extra``): what a
+    dataset's cached features depend on, without reading the files.
+
+    With ``root``, ``files`` are paths relative to it and are named as given; without,
+    each file is named ``<folder>/<name>`` (its parent folder and its name).
+    """
+    h = hashlib.sha256()
+    for f in files:
+        path = Path(root) / f if root is not None else Path(f)
+        name = str(f) if root is not None else f"{path.parent.name}/{path.name}"
+        st = os.stat(path)
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    h.update(extra)
+    return h.hexdigest()[:16]
 
 
 @contextlib.contextmanager

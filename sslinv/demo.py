@@ -95,13 +95,11 @@ class DemoResult:
 
 
 class Stages:
-    """How ``run`` reports: one reporter per stage (the CLI draws progress bars). Training
-    takes a ``sslinv.pretrain.train.Reporter``, the rest a ``sslinv.reporting.Reporter``."""
+    """How ``run`` reports: one ``sslinv.reporting.Reporter`` per stage (the CLI draws
+    progress bars)."""
 
-    def train(self, name: str) -> ContextManager[Any]:
-        from sslinv.pretrain.train import Reporter as TrainReporter
-
-        return contextlib.nullcontext(TrainReporter())
+    def train(self, name: str) -> ContextManager[Reporter]:
+        return contextlib.nullcontext(Reporter())
 
     def evaluate(self, title: str) -> ContextManager[Reporter]:
         return contextlib.nullcontext(Reporter())
@@ -186,8 +184,9 @@ def _kind(transform: str) -> str:
 def _pretrain(cfg: DemoConfig, preset: str, train_pool: Path, reporter):
     from sslinv.errors import UsageError
     from sslinv.pretrain.augment import get_preset
-    from sslinv.pretrain.train import PretrainConfig, TrainedLongerError
-    from sslinv.pretrain.train import run as pretrain
+    from sslinv.pretrain.config import PretrainConfig
+    from sslinv.pretrain.loop import run as pretrain
+    from sslinv.pretrain.state import TrainedLongerError
 
     r = cfg.recipe
     train_cfg = PretrainConfig(

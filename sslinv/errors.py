@@ -1,10 +1,37 @@
-"""Errors a user can act on.
+"""Errors a user can act on: one hierarchy and one exit-code table.
 
 Every message names the fix. The CLI turns an ``SslinvError`` into one line on stderr
-and the exit code of its class, with no traceback unless ``--verbose``.
+and the exit code of its class, with no traceback unless ``--verbose``. Batch scripts
+can tell the causes apart by the code (:data:`EXIT_CODES`, also in the README)::
+
+    SslinvError 1
+    ├── UsageError 2
+    │   └── UnknownNameError 2
+    ├── DataNotFoundError 3
+    │   └── ManualDownloadError 3
+    ├── BadImageError 3
+    ├── CheckpointError 4
+    ├── DeviceError 5
+    └── FetchError 6
+        ├── ChecksumError 7
+        └── UnsafeArchiveError 8
 """
 
 from __future__ import annotations
+
+#: Every exit code of the ``sslinv`` command and what it means (the README's table).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "other sslinv error",
+    2: "bad usage: an unknown name (model, transform, dataset) or a bad option value",
+    3: "missing data or an unreadable image",
+    4: "checkpoint missing or of an unknown layout",
+    5: "device not available",
+    6: "download or archive failure",
+    7: "checksum mismatch (nothing was kept)",
+    8: "unsafe archive: a member would land outside its folder (nothing was kept)",
+    130: "interrupted (Ctrl-C)",
+}
 
 
 class SslinvError(Exception):
@@ -29,6 +56,10 @@ class DataNotFoundError(SslinvError):
     exit_code = 3
 
 
+class ManualDownloadError(DataNotFoundError):
+    """A dataset that sslinv cannot download by itself; the message says what to do."""
+
+
 class BadImageError(SslinvError):
     """An image file that cannot be decoded."""
 
@@ -45,3 +76,21 @@ class DeviceError(SslinvError):
     """A device that was asked for but is not available."""
 
     exit_code = 5
+
+
+class FetchError(SslinvError):
+    """A download or an archive that failed (network, server, format)."""
+
+    exit_code = 6
+
+
+class ChecksumError(FetchError):
+    """A file whose hash is not the published (or recorded) one. Nothing was kept."""
+
+    exit_code = 7
+
+
+class UnsafeArchiveError(FetchError):
+    """An archive member that would land outside the target folder. Nothing was kept."""
+
+    exit_code = 8

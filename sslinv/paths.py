@@ -15,14 +15,23 @@ highest first:
 Cache layout::
 
     <cache>/checkpoints/<name>.pth.tar     models known by name (--model ventral)
-    <cache>/weights/                       downloaded public weights (the model zoo), and
-                                           <name>.backbone.pth: each converted once (+ .json)
+    <cache>/weights/<file>                 downloaded public weights (the model zoo), and
+    <cache>/weights/<name>.backbone.pth    each converted once (+ .json sidecar)
     <cache>/fetch/sha256.json              sha256 of downloads without a published checksum
     <cache>/stats/<model>/<hash>.pt        feature mean and covariance (+ .json sidecar)
     <cache>/features/<model>/<hash>.pt     frozen features of a dataset split (+ .json sidecar)
     <cache>/results/<command>/<model>/*.json   one self-describing file per run
     <cache>/demo/<version>/                the built-in procedural demo image pool
+    <cache>/pretrain/<name>/               a pretraining run: checkpoint.pth.tar (latest),
+                                           log.jsonl, config.json, run.lock
     <cache>/data/                          default data root (fetch-data writes here)
+
+Data-root layout written by ``fetch-data`` (keyed by the dataset's folder name)::
+
+    <data-root>/<DIRNAME>/                     an installed dataset
+    <data-root>/.sslinv-fetch/<DIRNAME>.json   what was installed (files, URLs, sha256s, counts)
+    <data-root>/.sslinv-fetch/<DIRNAME>.lock   one fetch per dataset at a time
+    <data-root>/.sslinv-fetch/downloads/<DIRNAME>/   downloads in progress (``.part``) or kept
 """
 
 from __future__ import annotations
@@ -80,6 +89,21 @@ def weights_dir(cache: Path) -> Path:
     return cache / "weights"
 
 
+def zoo_file_path(cache: Path, filename: str) -> Path:
+    """``<cache>/weights/<filename>``: a zoo model's download, as published."""
+    return weights_dir(cache) / filename
+
+
+def converted_path(cache: Path, name: str) -> Path:
+    """``<cache>/weights/<name>.backbone.pth``: a zoo model's backbone, converted once."""
+    return weights_dir(Path(cache)) / f"{name}.backbone.pth"
+
+
+def recorded_hashes_path(cache: Path) -> Path:
+    """``<cache>/fetch/sha256.json``: sha256s recorded at first download (trust on first use)."""
+    return Path(cache) / "fetch" / "sha256.json"
+
+
 def stats_dir(cache: Path, model: str) -> Path:
     return cache / "stats" / safe_name(model)
 
@@ -96,8 +120,55 @@ def demo_dir(cache: Path, version: str) -> Path:
     return cache / "demo" / version
 
 
+def fetch_dir(data_root: Path) -> Path:
+    """``<data-root>/.sslinv-fetch``: downloads in progress, install markers, locks."""
+    return Path(data_root) / ".sslinv-fetch"
+
+
+def fetch_downloads_dir(data_root: Path, dirname: str) -> Path:
+    return fetch_dir(data_root) / "downloads" / dirname
+
+
+def fetch_marker_path(data_root: Path, dirname: str) -> Path:
+    """The record of what ``fetch-data`` installed in ``<data-root>/<dirname>``."""
+    return fetch_dir(data_root) / f"{dirname}.json"
+
+
 def imagenet_val(root: Path) -> Path:
     return root / "imagenet" / "val"
+
+
+# -- pretraining runs (sslinv pretrain) ----------------------------------------------------
+
+
+def pretrain_dir(cache: Path, name: str) -> Path:
+    """The folder of the pretraining run ``name``; its exported model is ``checkpoint_path``."""
+    return Path(cache) / "pretrain" / safe_name(name)
+
+
+def pretrain_checkpoint(cache: Path, name: str) -> Path:
+    """The run's latest training checkpoint (model, optimiser, RNG states, position)."""
+    return pretrain_dir(cache, name) / "checkpoint.pth.tar"
+
+
+def pretrain_log(cache: Path, name: str) -> Path:
+    """The run's JSON-lines log: one record per epoch and per ``--log-every-steps`` steps."""
+    return pretrain_dir(cache, name) / "log.jsonl"
+
+
+def pretrain_config(cache: Path, name: str) -> Path:
+    """The run's full configuration as JSON."""
+    return pretrain_dir(cache, name) / "config.json"
+
+
+def pretrain_lock(cache: Path, name: str) -> Path:
+    """The lock that keeps two jobs from training the same run (``cache.lock`` adds ``.lock``)."""
+    return pretrain_dir(cache, name) / "run"
+
+
+def imagenet_train(root: Path) -> Path:
+    """The ILSVRC2012 training images, the default pretraining data."""
+    return root / "imagenet" / "train"
 
 
 def safe_name(name: str) -> str:

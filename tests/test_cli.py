@@ -37,6 +37,7 @@ def test_transform_names_match_registry():
     from sslinv.transforms import FAMILIES
 
     assert tuple(FAMILIES.names()) == TRANSFORM_NAMES
+    assert complete_transform("") == ["all", *FAMILIES.names()]  # completion lists the registry
 
 
 def test_completion_callbacks():

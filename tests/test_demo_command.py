@@ -99,12 +99,12 @@ def test_demo_end_to_end_json_rerun_and_report(tmp_path, monkeypatch):
 
 def test_fewer_epochs_than_trained_says_what_to_pass(tmp_path, monkeypatch):
     from sslinv.errors import UsageError
-    from sslinv.pretrain import train
+    from sslinv.pretrain import loop, state
 
     def trained_longer(cfg, reporter=None):
-        raise train.TrainedLongerError("run has 6 epochs", trained=6)
+        raise state.TrainedLongerError("run has 6 epochs", trained=6)
 
-    monkeypatch.setattr(train, "run", trained_longer)
+    monkeypatch.setattr(loop, "run", trained_longer)
     cfg = demo_mod.DemoConfig(cache_dir=tmp_path, epochs=2)
     with pytest.raises(UsageError, match="trained for 6 epochs, more than --epochs 2. Pass --epochs 6"):
         demo_mod._pretrain(cfg, "ventral", tmp_path, None)

@@ -221,13 +221,15 @@ def test_loader_reads_its_fake(shared_data_root, name):
 
 @pytest.mark.parametrize("name", sorted(FAKES))
 def test_missing_dataset_names_folder_and_fetch_command(tmp_path, name):
+    from sslinv.fetch.records import lookup as fetch_record
+
     ds = DATASETS.get(name)
     for call in (lambda: ds.verify(tmp_path), lambda: ds.load(tmp_path, "trainval")):
         with pytest.raises(DataNotFoundError) as err:
             call()
         msg = str(err.value)
         assert str(tmp_path / ds.dirname) in msg
-        assert f"sslinv fetch-data {ds.dirname}" in msg
+        assert f"sslinv fetch-data {fetch_record(name).name}" in msg  # the name fetch-data lists
 
 
 def test_cifar10_layout_pixels_and_counts(tmp_path):

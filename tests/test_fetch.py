@@ -2,7 +2,7 @@
 
 Every dataset record is fetched from fake archives in its real raw layout (through
 ``--manifest``), unpacked, arranged, checked by its loader (the real ``sslinv.data``
-module when installed, else a stand-in built from the layout check), and a second fetch
+module, and the layout check beside it), and a second fetch
 makes no request. Then: mirrors, tampered archives, unsafe archives, sha256 recorded on
 first use, --trust / --sha256, incomplete folders, manual datasets, --list, the CLI.
 """
@@ -24,18 +24,24 @@ from test_fetch_fakes import (  # noqa: F401  (server is a fixture)
     manifest_for,
     server,
     sha256,
-    use_loader,
     write_manifest,
 )
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.errors import UnknownNameError, UsageError
-from sslinv.fetch.errors import ChecksumError, FetchError, ManualDownloadError, UnsafeArchiveError
+from sslinv.errors import (
+    ChecksumError,
+    FetchError,
+    ManualDownloadError,
+    UnknownNameError,
+    UnsafeArchiveError,
+    UsageError,
+)
 from sslinv.fetch.install import FetchConfig, dataset_status, marker_path, run
 from sslinv.fetch.manifest import load_manifest, mirror_url
-from sslinv.fetch.progress import NullReporter
 from sslinv.fetch.records import DATASETS, lookup
+from sslinv.models.zoo import MODELS
+from sslinv.reporting import NullReporter
 
 
 def config(tmp_path: Path, *names: str, **kw) -> FetchConfig:
@@ -72,7 +78,6 @@ def test_every_dataset_fetches_into_the_layout_its_loader_reads(
     name: str, server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record = DATASETS.get(name)
-    use_loader(monkeypatch, record)
     manifest = write_manifest(tmp_path / "m.json", {name: manifest_for(server, record, FAKES[name]())})
     cfg = config(tmp_path, name, manifest=manifest)
 
@@ -82,7 +87,7 @@ def test_every_dataset_fetches_into_the_layout_its_loader_reads(
     folder = tmp_path / "data" / record.dirname
     assert LAYOUT_CHECKS[name](folder)  # the tree datasets.md says the loaders read
     assert all(f["check"] == "manifest sha256" and len(f["sha256"]) == 64 for f in outcome.files)
-    assert json.loads(marker_path(tmp_path / "data", name).read_text())["counts"] == outcome.counts
+    assert json.loads(marker_path(tmp_path / "data", record).read_text())["counts"] == outcome.counts
     assert not (tmp_path / "data/.sslinv-fetch/downloads" / name).exists()  # archives deleted
     no_leftovers(tmp_path / "data")
 
@@ -107,7 +112,6 @@ def test_mirror_replaces_the_host_of_every_url() -> None:
 
 def test_mirror_fetch_with_published_checksum_check(server: Server, tmp_path: Path, monkeypatch) -> None:
     record = DATASETS.get("COIL100")
-    use_loader(monkeypatch, record)
     data = FAKES["COIL100"]()["coil-100.zip"]
     server.add("/sslinv/CAVE/databases/SLAM_coil-20_coil-100/coil-100/coil-100.zip", data)
     monkeypatch.setenv("SSLINV_MIRROR", server.url + "/sslinv")
@@ -130,7 +134,6 @@ def test_mirror_fetch_with_published_checksum_check(server: Server, tmp_path: Pa
 
 def test_tampered_archive_is_refused_and_nothing_is_left(server: Server, tmp_path: Path, monkeypatch) -> None:
     record = DATASETS.get("COIL100")
-    use_loader(monkeypatch, record)
     good = FAKES["COIL100"]()["coil-100.zip"]
     entry = manifest_for(server, record, {"coil-100.zip": good})
     server.files["/COIL100/coil-100.zip"] = good[:-10] + b"\x00" * 10  # tampered in transit
@@ -152,8 +155,6 @@ def test_archives_with_escaping_members_are_rejected(
     import tarfile
     import zipfile
 
-    record = DATASETS.get("COIL100")
-    use_loader(monkeypatch, record)
     members = {"coil-100/obj1__0.png": b"png", bad: b"evil"}
     if kind == "zip":
         buf = io.BytesIO()
@@ -181,7 +182,6 @@ def test_archives_with_escaping_members_are_rejected(
 
 def test_interrupted_unpacking_leaves_no_dataset(server: Server, tmp_path: Path, monkeypatch) -> None:
     record = DATASETS.get("ALOT")
-    use_loader(monkeypatch, record)
     entry = manifest_for(server, record, FAKES["ALOT"]())
     cfg = config(tmp_path, "ALOT", manifest=write_manifest(tmp_path / "m.json", {"ALOT": entry}))
 
@@ -203,8 +203,6 @@ def test_interrupted_unpacking_leaves_no_dataset(server: Server, tmp_path: Path,
 
 
 def test_dropped_connection_midway_resumes_and_the_sha_matches(server: Server, tmp_path: Path, monkeypatch) -> None:
-    record = DATASETS.get("COIL100")
-    use_loader(monkeypatch, record)
     data = FAKES["COIL100"](objects=10)["coil-100.zip"]
     entry = {"url": server.add("/coil-100.zip", data), "sha256": sha256(data)}
     server.drop["/coil-100.zip"] = [len(data) // 3]
@@ -218,12 +216,11 @@ def test_dropped_connection_midway_resumes_and_the_sha_matches(server: Server, t
 
 
 def test_sha256_recorded_on_first_download_then_required(server: Server, tmp_path: Path, monkeypatch) -> None:
-    record = DATASETS.get("LeedsSportsPose")
+    record = DATASETS.get("leeds_sports_pose")
     assert not record.resources[0].checksums  # none published
-    use_loader(monkeypatch, record)
-    data = FAKES["LeedsSportsPose"]()["lsp_dataset.zip"]
+    data = FAKES["leeds_sports_pose"]()["lsp_dataset.zip"]
     server.add("/research/lsp_dataset.zip", data)
-    cfg = config(tmp_path, "LeedsSportsPose", mirror=server.url)
+    cfg = config(tmp_path, "LeedsSportsPose", mirror=server.url)  # the old name, an alias
     reporter = NullReporter()
     out = fetch_one(cfg, reporter)
     raise_for(out)
@@ -238,7 +235,7 @@ def test_sha256_recorded_on_first_download_then_required(server: Server, tmp_pat
     forced = fetch_one(config(tmp_path, "LeedsSportsPose", mirror=server.url, force=True))
     assert forced.status == "failed" and forced.exit_code == 7
     assert sha256(data) in forced.message and sha256(changed) in forced.message
-    assert LAYOUT_CHECKS["LeedsSportsPose"](tmp_path / "data/LeedsSportsPose")  # the old copy is intact
+    assert LAYOUT_CHECKS["leeds_sports_pose"](tmp_path / "data/LeedsSportsPose")  # the old copy is intact
     # --trust accepts it (the loader still checks the layout) and records the new sha256
     server.files["/research/lsp_dataset.zip"] = data[:-22] + data[-22:]  # same bytes
     trusted = fetch_one(config(tmp_path, "LeedsSportsPose", mirror=server.url, force=True, trust=True))
@@ -251,7 +248,6 @@ def test_sha256_recorded_on_first_download_then_required(server: Server, tmp_pat
 
 def test_incomplete_folder_needs_force(server: Server, tmp_path: Path, monkeypatch) -> None:
     record = DATASETS.get("ALOT")
-    use_loader(monkeypatch, record)
     (tmp_path / "data/ALOT").mkdir(parents=True)
     (tmp_path / "data/ALOT/notes.txt").write_text("half copied")
     entry = manifest_for(server, record, FAKES["ALOT"]())
@@ -265,8 +261,6 @@ def test_incomplete_folder_needs_force(server: Server, tmp_path: Path, monkeypat
 
 
 def test_present_dataset_placed_by_hand_is_left_alone(tmp_path: Path, monkeypatch) -> None:
-    record = DATASETS.get("Flickr1024")
-    use_loader(monkeypatch, record)
     folder = tmp_path / "data/Flickr1024/Train"
     folder.mkdir(parents=True)
     from test_fetch_fakes import png
@@ -278,7 +272,6 @@ def test_present_dataset_placed_by_hand_is_left_alone(tmp_path: Path, monkeypatc
 
 
 def test_manual_dataset_explains_what_to_download(tmp_path: Path, monkeypatch) -> None:
-    use_loader(monkeypatch, lookup("dali"))
     out = fetch_one(config(tmp_path, "DaLI"))
     assert out.status == "failed" and out.exit_code == 3
     assert "https://esslab.jp/~ess/en/data/dali_data/" in out.message
@@ -287,8 +280,6 @@ def test_manual_dataset_explains_what_to_download(tmp_path: Path, monkeypatch) -
 
 
 def test_from_folder_or_file_for_a_manual_dataset(tmp_path: Path, monkeypatch) -> None:
-    record = DATASETS.get("DaLI")
-    use_loader(monkeypatch, record)
     archive = tmp_path / "downloads" / "DaLI_dataset.zip"
     archive.parent.mkdir()
     archive.write_bytes(FAKES["DaLI"]()["dali.zip"])
@@ -308,7 +299,6 @@ def test_from_folder_or_file_for_a_manual_dataset(tmp_path: Path, monkeypatch) -
 
 def test_layout_mismatch_is_caught_before_install(server: Server, tmp_path: Path, monkeypatch) -> None:
     record = DATASETS.get("Causal3DIdent")
-    use_loader(monkeypatch, record)
     files = FAKES["Causal3DIdent"]()
     files["testset.tar.gz"] = make_tar({"testset/readme.txt": b"no images here"}, "gz")
     manifest = write_manifest(tmp_path / "m.json", {"Causal3DIdent": manifest_for(server, record, files)})
@@ -326,7 +316,7 @@ def test_manifest_json_and_toml_forms(tmp_path: Path) -> None:
     toml.write_text('[COIL100]\nurl = "http://127.0.0.1:8000/coil-100.zip"\nsha256 = "' + "ab" * 32 + '"\n'
                     '[ALOI.files."aloi_red4_view.tar"]\nurl = "http://h/v.tar"\n'
                     '[models.moco-v2]\nurl = "http://h/moco.pth.tar"\n')
-    m = load_manifest(toml)
+    m = load_manifest(toml, MODELS.names())
     coil = m.apply(DATASETS.get("COIL100")).resources[0]
     assert coil.urls == ("http://127.0.0.1:8000/coil-100.zip",) and coil.sha256 == "ab" * 32
     aloi = m.apply(DATASETS.get("ALOI")).resources
@@ -356,7 +346,16 @@ def test_manifest_errors_name_the_fix(tmp_path: Path, entries: dict, match: str)
 
 def test_names_are_case_insensitive_with_did_you_mean() -> None:
     assert lookup("coil100").name == "COIL100" and lookup("w300").name == "300W"
-    assert lookup("leeds_sports_pose").name == "LeedsSportsPose" or True
+    # One name across fetch-data, downstream and result files; the old name is an alias.
+    lsp = DATASETS.get("leeds_sports_pose")
+    assert lookup("LeedsSportsPose") is lsp and lookup("lsp") is lsp and lookup("Leeds-Sports-Pose") is lsp
+    assert lsp.dirname == "LeedsSportsPose"  # the folder on disk (the reference's) is unchanged
+    assert lookup("exposure_errors").name == "ExposureErrors" and lookup("caltech-101").name == "Caltech101"
+    from sslinv.data.downstream import DATASETS as DOWNSTREAM
+
+    for name, ds in DOWNSTREAM.items():  # a downstream name is its fetch-data name (any case)
+        if not ds.builtin:
+            assert lookup(name).dirname == ds.dirname and lookup(name).name.casefold() == name
     with pytest.raises(UnknownNameError, match=r"Did you mean 'CIFAR10'"):
         lookup("CIFAR11")
 
@@ -395,7 +394,6 @@ def test_cli_list_makes_no_request_and_shows_status(tmp_path: Path, monkeypatch)
 
 def test_cli_fetch_json_and_second_run(server: Server, tmp_path: Path, monkeypatch) -> None:
     record = DATASETS.get("Flickr1024")
-    use_loader(monkeypatch, record)
     manifest = write_manifest(tmp_path / "m.json", {"Flickr1024": manifest_for(server, record, FAKES["Flickr1024"]())})
     args = ("flickr1024", "--manifest", str(manifest), "--data-root", str(tmp_path / "data"),
             "--cache-dir", str(tmp_path / "cache"), "--json")
@@ -417,13 +415,11 @@ def test_cli_errors_and_exit_codes(server: Server, tmp_path: Path, monkeypatch) 
     assert res.exit_code == 2 and "no such file" in res.stderr
     res = invoke("COIL100", "--sha256", "1234", *root)
     assert res.exit_code == 2 and "64 hex digits" in res.stderr
-    use_loader(monkeypatch, lookup("imagenet"))
     res = invoke("imagenet", *root)
     assert res.exit_code == 3 and "https://image-net.org/" in res.stderr
     assert "ILSVRC2012_img_val.tar" in res.stderr and "--from DIR" in res.stderr
     # a tampered download: exit code 7, both hashes
     record = DATASETS.get("COIL100")
-    use_loader(monkeypatch, record)
     entry = manifest_for(server, record, FAKES["COIL100"]())
     server.files["/COIL100/coil-100.zip"] = b"PK\x03\x04tampered"
     res = invoke("COIL100", "--manifest", str(write_manifest(tmp_path / "m.json", {"COIL100": entry})), *root)
@@ -442,8 +438,6 @@ def test_fetch_data_help_and_completion_do_not_import_torch() -> None:
 
 
 def test_loader_check_failure_installs_nothing(server: Server, tmp_path: Path, monkeypatch) -> None:
-    record = DATASETS.get("ExposureErrors")
-    use_loader(monkeypatch, record)
     data = make_zip({"validation/INPUT_IMAGES/a0001-x_P1.JPG": b"jpg"})  # no GT_IMAGES
     manifest = write_manifest(tmp_path / "m.json", {"ExposureErrors": {"url": server.add("/v.zip", data)}})
     out = fetch_one(config(tmp_path, "ExposureErrors", manifest=manifest))
@@ -454,7 +448,6 @@ def test_loader_check_failure_installs_nothing(server: Server, tmp_path: Path, m
 
 
 def test_failed_download_adds_the_record_fallback(server: Server, tmp_path: Path, monkeypatch) -> None:
-    use_loader(monkeypatch, DATASETS.get("Caltech101"))
     out = fetch_one(config(tmp_path, "Caltech101", mirror=server.url, retries=0))
     assert out.status == "failed" and out.exit_code == 6
     assert "HTTP 404" in out.message and "https://data.caltech.edu/records/mzrjq-6wc02" in out.message
@@ -465,7 +458,6 @@ def test_300w_from_the_official_ibug_folder(tmp_path: Path, monkeypatch) -> None
     """When the mirror is gone: the iBUG parts joined and unzipped by hand, passed as a folder."""
     import tarfile
 
-    use_loader(monkeypatch, DATASETS.get("300W"))
     archive = tmp_path / "300w.tar.gz"
     archive.write_bytes(FAKES["300W"]()["300w.tar.gz"])
     with tarfile.open(archive) as t:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from test_fetch_fakes import Server, server, sha256  # noqa: F401  (server is a fixture)
 
+from sslinv.errors import ChecksumError, FetchError
 from sslinv.fetch.download import download, drive_confirm_url, hash_file, normalise_expected, part_path
-from sslinv.fetch.errors import ChecksumError, FetchError
-from sslinv.fetch.progress import NullReporter
+from sslinv.reporting import NullReporter
 
 DATA = bytes(range(256)) * 4096  # 1 MiB: the downloader reads in 1 MiB chunks
 FAST = {"backoff": 0.0, "timeout": 10.0}
@@ -53,7 +53,7 @@ def test_interrupted_run_leaves_a_part_that_the_next_run_resumes(server: Server,
                     if Bar.seen > 1_500_000:
                         raise KeyboardInterrupt
 
-                def reset(self, *a):
+                def update(self, **kw):
                     pass
 
                 def close(self):

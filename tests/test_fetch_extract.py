@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_fetch_fakes import make_tar, make_zip
 
-from sslinv.fetch.errors import FetchError, UnsafeArchiveError
+from sslinv.errors import FetchError, UnsafeArchiveError
 from sslinv.fetch.extract import extract, safe_relpath, sniff
 
 

@@ -4,12 +4,11 @@
   HTTP Range support; it counts requests, can drop the connection midway, answer with
   transient errors first, ignore Range, or serve a Google Drive-style confirmation page.
 - ``FAKES``: for every dataset record, its files built in the EXACT raw layout of the
-  real archives (top folders, file names, formats as ``shared/spec/datasets.md`` gives
-  them), e.g. ``coil-100.zip`` holding ``coil-100/obj1__0.png``; Flowers' ``.tgz`` is an
+  real archives (top folders, file names, formats as the datasets' own pages and
+  loaders give them), e.g. ``coil-100.zip`` holding ``coil-100/obj1__0.png``; Flowers' ``.tgz`` is an
   uncompressed tar, as the real one is.
 - ``LAYOUT_CHECKS``: what the installed folder must look like (the tree the loaders and
-  the reference read); when a loader module ``sslinv.data.<module>`` is not installed
-  yet, :func:`standin_module` turns the check into a stand-in ``verify``.
+  the reference read), checked beside the real loader's ``verify``.
 
 The tests at the bottom check the fakes themselves (one per dataset record: a record
 without a fake fails here).
@@ -26,7 +25,6 @@ import pickle
 import re
 import tarfile
 import threading
-import types
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -413,7 +411,7 @@ FAKES: dict[str, Callable[[], dict[str, bytes]]] = {
     "Flowers": fake_flowers,
     "CelebA": fake_celeba,
     "300W": fake_300w,
-    "LeedsSportsPose": fake_lsp,
+    "leeds_sports_pose": fake_lsp,
     "COIL100": fake_coil100,
     "ALOI": fake_aloi,
     "ALOT": fake_alot,
@@ -565,7 +563,7 @@ LAYOUT_CHECKS: dict[str, Callable[[Path], dict[str, int]]] = {
     "Flowers": check_flowers,
     "CelebA": check_celeba,
     "300W": check_300w,
-    "LeedsSportsPose": check_lsp,
+    "leeds_sports_pose": check_lsp,
     "COIL100": check_coil100,
     "ALOI": check_aloi,
     "ALOT": check_alot,
@@ -575,38 +573,6 @@ LAYOUT_CHECKS: dict[str, Callable[[Path], dict[str, int]]] = {
     "RealBlur": check_realblur,
     "Causal3DIdent": check_causal3dident,
 }
-
-
-def real_module(record: DatasetRecord) -> types.ModuleType | None:
-    try:
-        return importlib.import_module(f"sslinv.data.{record.module}")
-    except ModuleNotFoundError as e:
-        if e.name == f"sslinv.data.{record.module}":
-            return None
-        raise
-
-
-def standin_module(record: DatasetRecord) -> types.ModuleType:
-    """A stand-in loader module (DIRNAME, verify) built from the layout check."""
-    module = types.ModuleType(f"sslinv.data.{record.module}")
-    module.DIRNAME = record.dirname
-    check = LAYOUT_CHECKS[record.name]
-
-    def verify(root: Path) -> dict[str, int]:
-        if not Path(root).is_dir():
-            raise DataNotFoundError(f"{record.name} not found under {root}. Run: sslinv fetch-data {record.name}")
-        return check(Path(root))
-
-    module.verify = verify
-    return module
-
-
-def use_loader(monkeypatch: pytest.MonkeyPatch, record: DatasetRecord) -> str:
-    """Make ``sslinv.data.<module>`` importable: the real one, else a stand-in. Returns which."""
-    if real_module(record) is not None:
-        return "real"
-    monkeypatch.setitem(__import__("sys").modules, f"sslinv.data.{record.module}", standin_module(record))
-    return "stand-in"
 
 
 def manifest_for(server: Server, record: DatasetRecord, files: dict[str, bytes]) -> dict:
@@ -653,10 +619,8 @@ def test_server_range_and_drop(server: Server) -> None:
 
 @pytest.mark.parametrize("name", DATASETS.names())
 def test_record_names_its_loader_module(name: str) -> None:
-    """The record's folder is the loader's DIRNAME (when the loader module exists)."""
+    """The record's loader module exists, and its DIRNAME is the record's folder."""
     record = DATASETS.get(name)
-    module = real_module(record)
-    if module is None:
-        pytest.skip(f"sslinv.data.{record.module} is not written yet; the stand-in is used")
+    module = importlib.import_module(f"sslinv.data.{record.module}")
     assert module.DIRNAME == record.dirname
     assert callable(module.verify)

@@ -10,11 +10,10 @@ import pytest
 from test_fetch_fakes import Server, fake_imagenet, make_tar, server, sha256, write_manifest  # noqa: F401
 
 from sslinv.data import imagenet as loader
-from sslinv.errors import DataNotFoundError
+from sslinv.errors import DataNotFoundError, FetchError
 from sslinv.fetch import imagenet
-from sslinv.fetch.errors import FetchError
 from sslinv.fetch.install import FetchConfig, run
-from sslinv.fetch.progress import NullReporter
+from sslinv.reporting import NullReporter
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 

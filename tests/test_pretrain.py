@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 from sslinv.pretrain import augment
 from sslinv.pretrain.moco import MoCo, SplitBatchNorm2d, convert_split_bn, default_bn_splits
-from sslinv.pretrain.train import PretrainConfig, Reporter, lr_at, read_log, run
+from sslinv.pretrain.config import PretrainConfig, lr_at
+from sslinv.pretrain.loop import run
+from sslinv.pretrain.state import read_log
 
 TINY = ["--arch", "resnet_tiny", "--image-size", "32", "--batch-size", "8", "--moco-k", "16",
         "--device", "cpu", "--workers", "0", "--log-every-steps", "1"]
@@ -53,15 +55,14 @@ def tiny_cfg(cache_dir, folder, name="tiny", **kw) -> PretrainConfig:
     return PretrainConfig(**base)
 
 
-class StopAt(Reporter):
+def stop_at(at_epoch: int, at_step: int):
     """Interrupts the run (as Ctrl-C would) right after the checkpoint of (epoch, step)."""
 
-    def __init__(self, epoch: int, step: int) -> None:
-        self.at = (epoch, step)
-
-    def checkpoint(self, path, epoch, step):
-        if (epoch, step) == self.at:
+    def on_checkpoint(path, epoch, step):
+        if (epoch, step) == (at_epoch, at_step):
             raise KeyboardInterrupt
+
+    return on_checkpoint
 
 
 def curve(log_path) -> list[tuple]:
@@ -296,7 +297,7 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(cache_dir, image_fo
 
     # Ctrl-C right after the epoch-1 checkpoint, then the same call again.
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_cfg(cache_dir, image_folder, "cut"), StopAt(1, 0))
+        run(tiny_cfg(cache_dir, image_folder, "cut"), on_checkpoint=stop_at(1, 0))
     assert not (cache_dir / "checkpoints" / "cut.pth.tar").exists()
     resumed = run(tiny_cfg(cache_dir, image_folder, "cut", workers=1))  # worker count does not matter
     assert resumed.resumed and resumed.start_epoch == 1
@@ -305,11 +306,42 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(cache_dir, image_fo
 
     # Mid-epoch: checkpoints every step, stopped after step 2 of epoch 2.
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_cfg(cache_dir, image_folder, "mid", save_every_steps=1), StopAt(1, 2))
+        run(tiny_cfg(cache_dir, image_folder, "mid", save_every_steps=1), on_checkpoint=stop_at(1, 2))
     mid = run(tiny_cfg(cache_dir, image_folder, "mid", save_every_steps=1, resume=True))
     assert mid.start_epoch == 1
     assert_same_curve(curve(mid.log), ref)
     assert_same_weights(exported_query(mid.checkpoint), exported_query(full.checkpoint))
+
+
+def test_step_records_and_bars_stay_inside_the_epoch(cache_dir, image_folder):
+    from sslinv.reporting import NullReporter
+
+    class Recorder(NullReporter):
+        def __init__(self):
+            super().__init__()
+            self.bars = []
+
+        def bar(self, description, total, unit="items", completed=0):
+            self.bars.append((description, total, unit, completed))
+            return super().bar(description, total, unit, completed)
+
+    # 3 steps per epoch, a step record every 2 global steps: global step 6 ends epoch 2,
+    # so its epoch record stands in for the step record.
+    rec = Recorder()
+    out = run(tiny_cfg(cache_dir, image_folder, "sched", log_every_steps=2), rec)
+    assert [(r["event"], r["global_step"]) for r in read_log(out.log)] == [
+        ("step", 2), ("epoch", 3), ("step", 4), ("epoch", 6)]
+    assert rec.bars == [("epoch 1/2", 3, "steps", 0), ("epoch 2/2", 3, "steps", 0)]
+    assert [m.split("  ")[0] for m in rec.infos if m.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+
+    # Resumed after step 2 of epoch 2: the bar starts there, the records are the same.
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg(cache_dir, image_folder, "sched2", log_every_steps=2, save_every_steps=2),
+            on_checkpoint=stop_at(1, 2))
+    rec = Recorder()
+    resumed = run(tiny_cfg(cache_dir, image_folder, "sched2", log_every_steps=2, save_every_steps=2), rec)
+    assert rec.bars == [("epoch 2/2", 3, "steps", 2)]
+    assert_same_curve(curve(resumed.log), curve(out.log))
 
 
 def test_extending_a_run_from_the_cli_continues_it(cache_dir, image_folder):

@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.pretrain.train import read_log
+from sslinv.pretrain.state import read_log
 
 TINY = ["--arch", "resnet_tiny", "--image-size", "32", "--batch-size", "8", "--moco-k", "16",
         "--device", "cpu", "--workers", "0", "--log-every-steps", "1"]

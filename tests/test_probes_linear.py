@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score as sk_r2
 from sklearn.model_selection import KFold
 
-from sslinv.probes import linear
+from sslinv.probes import cv, linear
 from sslinv.probes.knn import knn_predict
 
 
@@ -17,7 +16,6 @@ from sslinv.probes.knn import knn_predict
 def one_thread():
     """These problems are tiny: one thread avoids OpenMP spin-waiting on busy CPUs."""
     import torch
-
     from threadpoolctl import threadpool_limits
 
     n = torch.get_num_threads()
@@ -78,13 +76,13 @@ def test_wd_grid_and_shift():
 
 
 def test_folds_are_seeded_kfold():
-    folds = linear.kfold_splits(23, 5, seed=3)
+    folds = cv.kfold_splits(23, 5, seed=3)
     ref = list(KFold(5, shuffle=True, random_state=3).split(np.zeros(23)))
     for (a, b), (c, d) in zip(folds, ref):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(23))
-    assert not np.array_equal(linear.kfold_splits(23, 5, seed=4)[0][1], folds[0][1])
+    assert not np.array_equal(cv.kfold_splits(23, 5, seed=4)[0][1], folds[0][1])
 
 
 def test_best_index_prefers_smallest_wd_and_ignores_nan():
@@ -108,7 +106,7 @@ def test_ridge_matches_sklearn_at_fixed_alpha(n, d):
 @pytest.mark.parametrize("n, d", [(150, 20), (60, 80)])
 def test_ridge_cv_curve_equals_per_fit_sklearn(n, d):
     x, y = regression_data(n + 40, d, seed=2)
-    folds = linear.kfold_splits(n, 5, 0)
+    folds = cv.kfold_splits(n, 5, 0)
     wds = linear.wd_grid(0)
     res = linear.ridge_cv(x[:n], y[:n], x[n:], y[n:], wds, folds)
     ref = np.array([[Ridge(alpha=w).fit(x[:n][tr], y[:n][tr]).score(x[:n][va], y[:n][va]) for tr, va in folds]
@@ -166,7 +164,7 @@ def test_logistic_cv_path_matches_independent_fits():
     x, y = classification_data(n=200, seed=5, spread=0.6)
     xt, yt = classification_data(n=200, seed=6, spread=0.6)
     n = 160
-    folds = linear.kfold_splits(n, 5, 0)
+    folds = cv.kfold_splits(n, 5, 0)
     wds = linear.wd_grid(0)
     res = linear.logistic_cv(x[:n], y[:n], xt, yt, 4, wds, folds, "accuracy")
     assert res.fold_scores.shape == (45, 5)
@@ -191,7 +189,7 @@ def test_logistic_cv_path_matches_independent_fits():
 def test_logistic_cv_counts_problems_cut_off_by_max_iter():
     """A solve starved of iterations says so (the count users act on), a full one does not."""
     x, y = classification_data(n=120, seed=5, spread=0.6)
-    folds = linear.kfold_splits(100, 5, 0)
+    folds = cv.kfold_splits(100, 5, 0)
     wds = linear.wd_grid(0)[::11]
     starved = linear.logistic_cv(x[:100], y[:100], x[100:], y[100:], 4, wds, folds, "accuracy", max_iter=1)
     assert starved.info["not_converged"] > 0
@@ -202,7 +200,7 @@ def test_logistic_cv_counts_problems_cut_off_by_max_iter():
 def test_logistic_mean_per_class_metric_is_used_in_cv():
     x, y = classification_data(n=120, k=3, seed=7)
     y[:90] = 0  # imbalanced: accuracy and mean per-class accuracy differ
-    folds = linear.kfold_splits(100, 5, 0)
+    folds = cv.kfold_splits(100, 5, 0)
     res = linear.logistic_cv(x[:100], y[:100], x[100:], y[100:], 3, linear.wd_grid(0)[::11], folds,
                              "mean_per_class_accuracy")
     assert res.metric == "mean_per_class_accuracy" and 0 <= res.test_score <= 1

@@ -21,9 +21,8 @@ from test_fetch_fakes import Server, server, sha256  # noqa: F401
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.errors import CheckpointError
+from sslinv.errors import CheckpointError, ChecksumError
 from sslinv.fetch.download import normalise_expected
-from sslinv.fetch.errors import ChecksumError
 from sslinv.models.checkpoints import save_moco_checkpoint
 from sslinv.models.fusion import load_model
 from sslinv.models.load import converted_path, fetch_weights, random_backbone

@@ -58,9 +58,12 @@ class _Titled:
             stderr.print(f"[bold]{self.title}[/]", highlight=False)
         self.shown = True
 
-    def task(self, description: str, total: int):
+    def bar(self, description: str, total: int | None, unit: str = "items", completed: int = 0):
         self._show()
-        return self.inner.task(description, total)
+        return self.inner.bar(description, total, unit, completed)
+
+    def task(self, description: str, total: int):
+        return self.bar(description, total).advance
 
     def warn(self, message: str) -> None:
         self._show()
@@ -77,13 +80,8 @@ class RichStages:
 
     @contextlib.contextmanager
     def train(self, name: str) -> Iterator[Any]:
-        from sslinv.cli.pretrain import TrainProgress
-
-        reporter = TrainProgress(enabled=self.enabled)
-        try:
+        with progress_reporter(self.enabled) as reporter:
             yield reporter
-        finally:
-            reporter.close()
 
     @contextlib.contextmanager
     def evaluate(self, title: str) -> Iterator[Any]:

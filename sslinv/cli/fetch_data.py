@@ -8,15 +8,14 @@ from typing import Annotated, Any, Optional
 import typer
 
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, print_json, stderr, stdout
+from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
+from sslinv.fetch.records import DATASETS  # no torch: the help lists the registry
 
 FETCH = "Fetch"
 SOURCES = "Sources and checksums"
 
 
 def complete_dataset(incomplete: str) -> list[str]:
-    from sslinv.fetch.records import DATASETS
-
     return [n for n in DATASETS.names() if n.lower().startswith(incomplete.lower())]
 
 
@@ -27,81 +26,12 @@ def complete_zoo_model(incomplete: str) -> list[str]:
     return [n for n in names if n.startswith(incomplete)]
 
 
-class RichFetchReporter:
-    """Progress bars on stderr: bytes, speed and ETA for downloads, files for copies."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.progress = None
-
-    def _start(self):
-        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import DownloadColumn, MofNCompleteColumn, TransferSpeedColumn
-        from rich.text import Text
-
-        class Amount(ProgressColumn):
-            def render(self, task):
-                unit = task.fields.get("unit", "bytes")
-                return (DownloadColumn() if unit == "bytes" else MofNCompleteColumn()).render(task)
-
-        class Speed(ProgressColumn):
-            def render(self, task):
-                if task.fields.get("unit", "bytes") == "bytes":
-                    return TransferSpeedColumn().render(task)
-                return Text("")
-
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), Amount(), Speed(), TimeRemainingColumn(),
-            console=stderr, transient=False,
-        )
-        self.progress.start()
-        return self.progress
-
-    def bar(self, description: str, total: int | None, unit: str = "bytes", completed: int = 0):
-        from sslinv.fetch.progress import NullReporter
-
-        if not self.enabled:
-            return NullReporter().bar(description, total, unit, completed)
-        progress = self.progress or self._start()
-        task_id = progress.add_task(description, total=total, completed=completed, unit=unit)
-
-        class Bar:
-            def advance(self, n: int) -> None:
-                progress.advance(task_id, n)
-
-            def reset(self, completed: int, total: int | None) -> None:
-                progress.update(task_id, completed=completed, total=total)
-
-            def close(self) -> None:
-                task = progress.tasks[[t.id for t in progress.tasks].index(task_id)]
-                if task.total is None:
-                    progress.update(task_id, total=task.completed)
-                progress.stop_task(task_id)
-
-        return Bar()
-
-    def info(self, message: str) -> None:
-        if self.enabled:
-            stderr.print(message, highlight=False, markup=False)
-
-    def warn(self, message: str) -> None:
-        if self.enabled:
-            stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
 @handle_errors()
 def fetch_data(
     names: Annotated[
         Optional[list[str]],
         typer.Argument(
-            help="Datasets to fetch (case-insensitive): imagenet, CIFAR10, Caltech101, Flowers, CelebA, "
-            "300W, LeedsSportsPose, COIL100, ALOI, ALOT, DaLI, ExposureErrors, Flickr1024, RealBlur, "
-            "Causal3DIdent.",
+            help=f"Datasets to fetch (case-insensitive): {', '.join(DATASETS.names())}.",
             autocompletion=complete_dataset, show_default=False,
         ),
     ] = None,
@@ -189,6 +119,7 @@ def fetch_data(
         trust=trust,
         force=force,
         keep_downloads=keep_downloads,
+        zoo=tuple(_zoo_names()),
         retries=retries,
         timeout=timeout,
     )
@@ -197,11 +128,11 @@ def fetch_data(
             raise UsageError(f"--from {src}: no such file or folder.")
 
     # -- run ----------------------------------------------------------------------------
-    reporter = RichFetchReporter(enabled=True)
-    try:
-        outcomes = run(cfg, reporter)
-    finally:
-        reporter.close()
+    fetch_model = None
+    if cfg.models:  # imports torch: only when models are asked for
+        from sslinv.models.load import fetch_weights as fetch_model
+    with progress_reporter() as reporter:
+        outcomes = run(cfg, reporter, fetch_model)
 
     # -- render -------------------------------------------------------------------------
     if json_:
@@ -215,6 +146,12 @@ def fetch_data(
         for x in failed:
             error(f"{x.name}: {x.message}")
         raise typer.Exit(failed[0].exit_code or 1)
+
+
+def _zoo_names() -> list[str]:
+    from sslinv.models.zoo import MODELS
+
+    return MODELS.names()
 
 
 def _expand_models(names: list[str]) -> list[str]:
@@ -243,7 +180,7 @@ def _expand_models(names: list[str]) -> list[str]:
 def render_outcomes(outcomes) -> None:
     from rich.table import Table
 
-    from sslinv.fetch.progress import human_size
+    from sslinv.reporting import human_size
 
     table = Table(title_justify="left", show_lines=False)
     table.add_column("name")
@@ -267,11 +204,10 @@ def render_outcomes(outcomes) -> None:
 def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Path | None) -> dict[str, Any]:
     from sslinv.fetch.install import dataset_status
     from sslinv.fetch.manifest import load_manifest, mirror_url, with_mirror
-    from sslinv.fetch.records import DATASETS
     from sslinv.models.zoo import MODELS, UNSUPPORTED
-    from sslinv.paths import weights_dir
+    from sslinv.paths import converted_path, zoo_file_path
 
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, MODELS.names())
     datasets = []
     for name, record in DATASETS.items():
         effective = manifest.apply(with_mirror(record, mirror))
@@ -299,8 +235,8 @@ def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Pa
     for name, rec in MODELS.items():
         if rec.kind != "download":
             continue
-        converted = weights_dir(cache) / f"{name}.backbone.pth"
-        raw = weights_dir(cache) / (rec.filename or "")
+        converted = converted_path(cache, name)
+        raw = zoo_file_path(cache, rec.filename or "")
         state = "converted" if converted.is_file() else "downloaded" if raw.is_file() else "not downloaded"
         override = manifest.models.get(name)
         url = override.urls[0] if override and override.urls else (
@@ -314,7 +250,7 @@ def _list_payload(root: Path, cache: Path, mirror: str | None, manifest_path: Pa
 def render_list(root: Path, cache: Path, mirror: str | None, manifest: Path | None, json_: bool) -> None:
     from rich.table import Table
 
-    from sslinv.fetch.progress import human_size
+    from sslinv.reporting import human_size
 
     payload = _list_payload(root, cache, mirror, manifest)
     if json_:

@@ -1,6 +1,8 @@
 """Option aliases shared by the commands, the evaluations' shared block, and completions.
 
 Nothing here imports torch: ``sslinv --help`` and tab completion must answer at once.
+Name lists come from the registries themselves, which import no torch either
+(``sslinv.transforms``, ``sslinv.models.zoo``; tests/test_cli.py checks both).
 """
 
 from __future__ import annotations
@@ -11,14 +13,11 @@ from typing import Annotated, Optional
 
 import typer
 
-#: The synthetic families in protocol order. tests/test_cli.py checks this list against
-#: the transform registry, which imports torch and so cannot serve completion.
-TRANSFORM_NAMES = (
-    "rotation", "translation", "scale", "shear", "resized_crop", "h_flip", "v_flip",
-    "deform", "grayscale", "brightness", "contrast", "saturation", "hue", "blur",
-    "sharpness", "invert", "equalize", "posterize",
-)
-LAYERS = ("backbone", "layer1", "layer2", "layer3", "layer4")
+from sslinv.models.zoo import LAYERS
+from sslinv.transforms.families import FAMILIES
+
+#: The synthetic families in protocol order.
+TRANSFORM_NAMES = tuple(FAMILIES.names())
 
 RUN = "Run"
 DATA = "Data and cache"

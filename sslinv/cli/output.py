@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
+from sslinv.reporting import Bar, Reporter
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 stdout = Console(soft_wrap=True)
@@ -71,11 +73,14 @@ def handle_errors(verbose_param: str = "verbose") -> Callable[[F], F]:
     return deco
 
 
-class RichReporter:
-    """Progress bars on stderr for ``run(cfg, reporter)`` (silent on ranks other than 0).
+class RichReporter(Reporter):
+    """The rich implementation of ``sslinv.reporting.Reporter`` for every command:
+    progress bars on stderr (silent on ranks other than 0).
 
-    The bars start with the first task, so a command that fails early prints nothing
-    but its error line.
+    One layout for all bars: description, bar, count (sizes for bytes), transfer speed
+    for bytes or elapsed time otherwise, time remaining, and the bar's status text (a
+    training loss, say). The bars start with the first one, so a command that fails early
+    prints nothing but its error line.
     """
 
     def __init__(self, enabled: bool) -> None:
@@ -85,30 +90,39 @@ class RichReporter:
     def _start(self):
         from rich.progress import (
             BarColumn,
+            DownloadColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
+            TransferSpeedColumn,
         )
+
+        def by_unit(for_bytes: ProgressColumn, otherwise: ProgressColumn) -> ProgressColumn:
+            class Column(ProgressColumn):
+                def render(self, task):
+                    return (for_bytes if task.fields.get("unit") == "bytes" else otherwise).render(task)
+
+            return Column()
 
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+            by_unit(DownloadColumn(), MofNCompleteColumn()),
+            by_unit(TransferSpeedColumn(), TimeElapsedColumn()),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
             console=stderr,
         )
         self.progress.start()
         return self.progress
 
-    def task(self, description: str, total: int) -> Callable[[int], None]:
+    def bar(self, description: str, total: int | None, unit: str = "items", completed: int = 0) -> Bar:
         if not self.enabled:
-            return lambda n: None
-        progress = self.progress or self._start()
-        task_id = progress.add_task(description, total=total)
-        return lambda n: progress.advance(task_id, n)
+            return super().bar(description, total, unit, completed)
+        return _RichBar(self.progress or self._start(), description, total, unit, completed)
 
     def warn(self, message: str) -> None:
         warn(message)
@@ -123,6 +137,28 @@ class RichReporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class _RichBar:
+    def __init__(self, progress, description: str, total: int | None, unit: str, completed: int) -> None:
+        self.progress = progress
+        self.id = progress.add_task(description, total=total, completed=completed, unit=unit, status="")
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.id, n)
+
+    def update(self, *, completed: int | None = None, total: int | None = None, status: str | None = None) -> None:
+        fields = {} if status is None else {"status": status}
+        self.progress.update(self.id, completed=completed, total=total, **fields)
+
+    def close(self, keep: bool = True) -> None:
+        if not keep:
+            self.progress.remove_task(self.id)
+            return
+        task = next(t for t in self.progress.tasks if t.id == self.id)
+        if task.total is None:
+            self.progress.update(self.id, total=task.completed)
+        self.progress.stop_task(self.id)
 
 
 @contextlib.contextmanager

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, is_main_rank, print_json, stderr, stdout
+from sslinv.cli.output import RichReporter, error, handle_errors, is_main_rank, print_json, stdout
 
 #: Torch-free copies for completion and help; tests/test_pretrain.py checks them against
 #: sslinv.pretrain.augment.
@@ -154,7 +154,8 @@ def pretrain(
     # -- config -------------------------------------------------------------------------
     from sslinv import paths
     from sslinv.pretrain import augment as aug
-    from sslinv.pretrain.train import PretrainConfig, run
+    from sslinv.pretrain.config import PretrainConfig
+    from sslinv.pretrain.loop import run
 
     if model is not None and augment is not None:
         raise UsageError("Give either --model PRESET or --augment LIST, not both.")
@@ -204,13 +205,11 @@ def pretrain(
     # -- run ----------------------------------------------------------------------------
     from sslinv import distributed
 
-    reporter = TrainProgress(enabled=is_main_rank())
+    reporter = RichReporter(enabled=is_main_rank())
     try:
         result = run(cfg, reporter)
     except KeyboardInterrupt:
         reporter.close()
-        from sslinv.cli.output import error
-
         if is_main_rank():
             error(f"interrupted; rerun the same command to resume {cfg.name!r} from its last checkpoint.")
         raise typer.Exit(130) from None
@@ -249,105 +248,3 @@ def render_summary(result) -> None:
     stdout.print(f"model: {result.checkpoint}", highlight=False)
     stdout.print(f"log:   {result.log}", highlight=False)
     stdout.print(f"[dim]Evaluate it: sslinv synthetic --model {result.name} --transform all[/]", highlight=False)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
-class TrainProgress:
-    """Rich progress on stderr (rank 0): one bar per epoch with loss, contrastive acc@1,
-    lr, images/s and the run's ETA, and one line per finished epoch (kept in logs of
-    batch jobs, where the bar is not drawn)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.progress = None
-        self._epoch = None
-        self.epochs = 0
-        self.fields: dict[str, Any] = {}
-
-    def _bar(self):
-        if self.progress is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), console=stderr,
-            )
-            self.progress.start()
-        return self.progress
-
-    def start(self, plan: dict[str, Any]) -> None:
-        self.epochs = plan["epochs"]
-        if self.enabled:
-            stderr.print(
-                f"pretrain [bold]{plan['name']}[/]: {plan['arch']}, {', '.join(plan['augment'])}; "
-                f"{plan['images']} images, batch {plan['global_batch']} over {plan['world_size']} process(es) on "
-                f"{plan['device']}, {plan['steps_per_epoch']} steps per epoch, BN groups per process "
-                f"{plan['bn_splits']}.", highlight=False,
-            )
-
-    def epoch_start(self, epoch: int, step: int, steps: int) -> None:
-        if not self.enabled:
-            return
-        bar = self._bar()
-        if self._epoch is not None:
-            bar.remove_task(self._epoch)
-        self._epoch = bar.add_task(f"epoch {epoch + 1}/{self.epochs}", total=steps, completed=step,
-                                 stats=self._stats())
-
-    def _stats(self) -> str:
-        f = self.fields
-        if not f:
-            return ""
-        return (f"loss {f['loss']:.4f}  acc@1 {f['acc1']:.1f}%  lr {f['lr']:.4g}  {f['images_per_s']:.0f} img/s  "
-                f"ETA {_duration(f.get('eta_s'))}")
-
-    def step(self, epoch: int, step: int, metrics: dict[str, Any] | None) -> None:
-        if not self.enabled or self._epoch is None:
-            return
-        if metrics is not None:
-            self.fields = metrics
-        self.progress.update(self._epoch, completed=step, stats=self._stats())
-
-    def epoch_end(self, record: dict[str, Any]) -> None:
-        self.fields = record
-        if self.enabled:
-            if self.progress is not None and self._epoch is not None:
-                self.progress.remove_task(self._epoch)  # the line below replaces the bar
-                self._epoch = None
-            (self.progress.console if self.progress else stderr).print(
-                f"epoch {record['epoch']}/{record['epochs']}  {self._stats()}  ({_duration(record['seconds'])})",
-                highlight=False,
-            )
-
-    def checkpoint(self, path, epoch: int, step: int) -> None:
-        pass
-
-    def task(self, description: str, total: int):
-        """A plain progress bar (e.g. painting the demo pool on first use)."""
-        if not self.enabled:
-            return lambda n: None
-        bar = self._bar()
-        task_id = bar.add_task(description, total=total, stats="")
-        return lambda n: bar.advance(task_id, n)
-
-    def warn(self, message: str) -> None:
-        if self.enabled:
-            stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-
-    def info(self, message: str) -> None:
-        if self.enabled:
-            stderr.print(message, highlight=False)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-            self._epoch = None

@@ -20,13 +20,13 @@ accuracy.
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sslinv.cache import stat_fingerprint
 from sslinv.errors import DataNotFoundError
 
 NAME = "cifar10"
@@ -113,16 +113,6 @@ def load_arrays(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels
 
 
-def _fingerprint(root: Path, split: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in _files(split):
-        st = os.stat(root / FOLDER / name)
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
 def load(root: Path, split: str):
     """The downstream split ``trainval`` (= train) or ``test`` as a ``Split``."""
     from sslinv.data.downstream import Split
@@ -133,7 +123,7 @@ def load(root: Path, split: str):
     images, labels = load_arrays(root, source)
     return Split(
         dataset=NAME, split=split, targets=labels, arrays=images,
-        fingerprint=_fingerprint(Path(root), source), source=f"{FOLDER}/{source}",
+        fingerprint=stat_fingerprint(_files(source), root=Path(root) / FOLDER), source=f"{FOLDER}/{source}",
     )
 
 

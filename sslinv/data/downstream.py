@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from sslinv.cache import stat_fingerprint  # noqa: F401  (the loaders' fingerprint)
 from sslinv.errors import UsageError
 from sslinv.registry import Registry
 
-__all__ = ["DATASETS", "DownstreamDataset", "Split", "dataset_names", "get_dataset", "normalise_name"]
+__all__ = ["DATASETS", "DownstreamDataset", "Split", "dataset_names", "get_dataset"]
 
 
 @dataclass(frozen=True)
@@ -124,19 +125,6 @@ def image_sizes(files: list[Path] | tuple[Path, ...], workers: int = 8) -> np.nd
         return np.asarray(list(pool.map(size, files, chunksize=256)), dtype=np.int64).reshape(-1, 2)
 
 
-def stat_fingerprint(files, extra: bytes = b"") -> str:
-    """A short hash of every file's folder/name, size and modification time (+ ``extra``)."""
-    import hashlib
-    import os
-
-    h = hashlib.sha256()
-    for p in files:
-        st = os.stat(p)
-        h.update(f"{Path(p).parent.name}/{Path(p).name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    h.update(extra)
-    return h.hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class DownstreamDataset:
     """A registry entry: what the user types after ``--dataset`` and how to evaluate it."""
@@ -178,6 +166,15 @@ class DownstreamDataset:
 
 DATASETS: Registry[DownstreamDataset] = Registry("downstream dataset")
 
+#: Other names a user may type besides any spelling of the name itself (``CIFAR-10``,
+#: ``LeedsSportsPose``: case, ``-`` and ``_`` are ignored): the reference's folder names,
+#: the loader modules', and ``lsp``.
+_ALIASES = {
+    "flowers": ("flowers102", "oxford_flowers102"),
+    "300w": ("w300",),
+    "leeds_sports_pose": ("lsp",),
+}
+
 for _record in (
     DownstreamDataset("cifar10", "cifar10", "classification", "accuracy", 10,
                       "CIFAR-10: 50,000 train / 10,000 test images, 10 classes"),
@@ -200,36 +197,17 @@ for _record in (
                       "built in: 3 coloured markers per scene (6 coordinates), 288 train / 96 test",
                       mode="landmarks", builtin=True),
 ):
-    DATASETS.register(_record.name, _record)
-
-#: Other spellings a user may type (the folder names used by the reference and fetch-data).
-ALIASES = {
-    "cifar-10": "cifar10",
-    "caltech-101": "caltech101",
-    "flowers102": "flowers",
-    "oxford_flowers102": "flowers",
-    "300-w": "300w",
-    "w300": "300w",
-    "leedssportspose": "leeds_sports_pose",
-    "lsp": "leeds_sports_pose",
-}
+    DATASETS.register(_record.name, _record, aliases=_ALIASES.get(_record.name, ()))
 
 
 def dataset_names() -> list[str]:
     return DATASETS.names()
 
 
-def normalise_name(name: str) -> str:
-    """``CIFAR10`` -> ``cifar10``, ``LeedsSportsPose`` -> ``leeds_sports_pose``; unknown
-    names pass through (the registry then suggests the closest)."""
-    low = name.strip().lower()
-    if low in DATASETS:
-        return low
-    return ALIASES.get(low, ALIASES.get(low.replace("_", ""), name))
-
-
 def get_dataset(name: str) -> DownstreamDataset:
-    return DATASETS.get(normalise_name(name))
+    """``CIFAR10`` -> ``cifar10``, ``LeedsSportsPose`` -> ``leeds_sports_pose``; a typo
+    gets a did-you-mean."""
+    return DATASETS.lookup(name)
 
 
 def check_split_dir(names: list[str], split_dir: Path | None) -> None:

@@ -15,12 +15,12 @@ accuracy.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from sslinv.cache import stat_fingerprint
 from sslinv.errors import DataNotFoundError
 
 NAME = "flowers"
@@ -99,12 +99,8 @@ def load(root: Path, split: str):
         raise ValueError(f"split must be 'trainval' or 'test', not {split!r}")
     _check_images(root, chosen)
     files = tuple(root / "jpg" / image_name(i) for i in chosen)
-    h = hashlib.sha256()
-    for p in files:
-        st = os.stat(p)
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return Split(dataset=NAME, split=split, targets=labels[chosen - 1], files=files,
-                 fingerprint=h.hexdigest()[:16], source="setid.mat")
+                 fingerprint=stat_fingerprint([p.name for p in files], root=root / "jpg"), source="setid.mat")
 
 
 def verify(root: Path) -> dict[str, int]:

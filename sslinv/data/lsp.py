@@ -41,9 +41,9 @@ __all__ = ["DIRNAME", "EXPECTED", "central_square", "load", "read_joints", "scan
 
 def _missing(root: Path, what: str) -> DataNotFoundError:
     return DataNotFoundError(
-        f"Dataset LeedsSportsPose not found under {root} ({what}; expected "
+        f"Dataset leeds_sports_pose not found under {root} ({what}; expected "
         f"{root}/images/im0001.jpg ... and {root}/joints.mat, the contents of "
-        "lsp_dataset.zip). Run: sslinv fetch-data LeedsSportsPose"
+        "lsp_dataset.zip). Run: sslinv fetch-data leeds_sports_pose"
     )
 
 
@@ -58,7 +58,7 @@ def read_joints(root: Path) -> np.ndarray:
         joints = np.asarray(loadmat(str(path))["joints"], dtype=np.float64)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise DataNotFoundError(
-            f"Cannot read the 'joints' array of {path} ({exc}). Run: sslinv fetch-data LeedsSportsPose"
+            f"Cannot read the 'joints' array of {path} ({exc}). Run: sslinv fetch-data leeds_sports_pose"
         ) from None
     if joints.ndim != 3 or joints.shape[:2] != (3, NUM_JOINTS):
         raise DataNotFoundError(

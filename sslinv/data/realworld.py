@@ -31,7 +31,6 @@ can list ``NAMES`` at once.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import re
@@ -41,27 +40,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sslinv.cache import stat_fingerprint
 from sslinv.errors import DataNotFoundError
 from sslinv.registry import Registry
-
-#: Every name in protocol-table order (torch-free: used by shell completion).
-NAMES = (
-    "COIL100",
-    "ALOI-viewpoint",
-    "ALOI-illumination",
-    "ALOI-temperature",
-    "ALOT-viewpoint",
-    "ALOT-illumination",
-    "ALOT-temperature",
-    "ExposureErrors",
-    "DaLI",
-    "Flickr1024",
-    "RealBlur",
-)
-
-#: Built-in stand-ins painted into the cache (``sslinv.data.demo_tasks``), used by
-#: ``sslinv demo``; not part of ``--dataset all``. Their data root is ``<cache>/demo``.
-DEMO_NAMES = ("demo-viewpoint", "demo-lighting")
 
 
 @dataclass(frozen=True)
@@ -168,17 +149,16 @@ for _entry in (
 ):
     REALWORLD.register(_entry.name, _entry)
 
-assert tuple(REALWORLD.names()) == NAMES + DEMO_NAMES
+#: Every name in protocol-table order (torch-free: used by shell completion).
+NAMES = tuple(name for name, entry in REALWORLD.items() if not entry.builtin)
+#: Built-in stand-ins painted into the cache (``sslinv.data.demo_tasks``), used by
+#: ``sslinv demo``; not part of ``--dataset all``. Their data root is ``<cache>/demo``.
+DEMO_NAMES = tuple(name for name, entry in REALWORLD.items() if entry.builtin)
 
 
 def get(name: str) -> RealWorldDataset:
-    """The entry for ``name`` (exact, then case-insensitive; did-you-mean on a typo)."""
-    if name in REALWORLD:
-        return REALWORLD.get(name)
-    for n in NAMES + DEMO_NAMES:
-        if n.lower() == name.lower():
-            return REALWORLD.get(n)
-    return REALWORLD.get(name)  # raises UnknownNameError with a did-you-mean
+    """The entry for ``name`` in any case (did-you-mean on a typo)."""
+    return REALWORLD.lookup(name)
 
 
 def load(name: str, data_root: Path) -> GroupedImages:
@@ -189,11 +169,8 @@ def load(name: str, data_root: Path) -> GroupedImages:
 
 
 def fingerprint(root: Path, rel_paths: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for rel in rel_paths:
-        st = os.stat(Path(root) / rel)
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    """Name, size and mtime of ``rel_paths`` under ``root`` (:func:`sslinv.cache.stat_fingerprint`)."""
+    return stat_fingerprint(rel_paths, root=root)
 
 
 def not_found(dirname: str, root: Path, expected: str, detail: str = "") -> DataNotFoundError:

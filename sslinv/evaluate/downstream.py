@@ -305,7 +305,7 @@ def _check_targets(ds: DownstreamDataset, splits: dict[str, Split], folds: int) 
 
 
 def _probe(cfg, ds: DownstreamDataset, probe: dict[str, Any], splits, x_tv, x_te, device, reporter) -> dict[str, Any]:
-    from sslinv.probes import linear
+    from sslinv.probes import cv, linear
 
     y_tv = splits["trainval"].view_targets(cfg.resize, cfg.crop)
     y_te = splits["test"].view_targets(cfg.resize, cfg.crop)
@@ -316,7 +316,7 @@ def _probe(cfg, ds: DownstreamDataset, probe: dict[str, Any], splits, x_tv, x_te
         score = linear.CLASSIFICATION_METRICS[ds.metric](y_te, pred)
         return {"metric": ds.metric, "score": score, "wd": None, "cv": None}
     wds = linear.wd_grid(probe["wd_shift"])
-    folds = linear.kfold_splits(len(y_tv), cfg.folds, cfg.seed)
+    folds = cv.kfold_splits(len(y_tv), cfg.folds, cfg.seed)
     if ds.task == "classification":
         progress = reporter.task(f"{ds.name}: logistic regression, {len(wds)} weight decays x {cfg.folds} folds", len(wds))
         res = linear.logistic_cv(x_tv, y_tv, x_te, y_te, ds.outputs, wds, folds, ds.metric,

@@ -23,6 +23,7 @@ from sslinv.data.pool import resolve_pool
 from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
 from sslinv.evaluate.features import CleanImages, Extractor, FamilyView, ViewChunks, collate_clean
 from sslinv.evaluate.stats import Whitening, pair_metrics, pool_whitening
+from sslinv.numerics import finite_or_none as _finite_or_none  # JSON has no NaN: null
 from sslinv.reporting import Reporter
 from sslinv.runtime import make_loader
 
@@ -232,9 +233,3 @@ def _make_record(cfg, key, grid, fam, D, S, stats_info, whitening, pool, skipped
         },
         seconds=round(seconds, 3),
     )
-
-
-def _finite_or_none(x) -> float | None:
-    """JSON has no NaN: a value with no valid image is written as null."""
-    x = float(x)
-    return x if math.isfinite(x) else None

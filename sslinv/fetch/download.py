@@ -48,8 +48,8 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 from sslinv import __version__
-from sslinv.fetch.errors import ChecksumError, FetchError
-from sslinv.fetch.progress import NullReporter, Reporter, human_size
+from sslinv.errors import ChecksumError, FetchError
+from sslinv.reporting import NullReporter, Reporter, human_size
 
 __all__ = [
     "ALGORITHMS",
@@ -123,7 +123,7 @@ def hash_file(
     """Hex digests of a file, read once for all ``algos`` (with a progress bar)."""
     path = Path(path)
     total = path.stat().st_size
-    bar = (reporter or NullReporter()).bar(description or f"hashing {path.name}", total)
+    bar = (reporter or NullReporter()).bar(description or f"hashing {path.name}", total, "bytes")
     hasher = _MultiHash(algos)
     try:
         with open(path, "rb") as f:
@@ -454,7 +454,7 @@ class _PartJob:
         if self.bar is None:
             self.bar = self.reporter.bar(self.description, total, "bytes", completed)
         else:
-            self.bar.reset(completed, total)
+            self.bar.update(completed=completed, total=total)
 
     def request(self, url: str) -> str | None:
         """One HTTP request appending to ``part``. Returns None when the file is complete,

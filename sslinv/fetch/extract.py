@@ -33,8 +33,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from sslinv.fetch.errors import FetchError, UnsafeArchiveError
-from sslinv.fetch.progress import NullReporter, Reporter
+from sslinv.errors import FetchError, UnsafeArchiveError
+from sslinv.reporting import NullReporter, Reporter
 
 __all__ = ["ARCHIVE_TYPES", "Mapper", "copy_tree", "extract", "safe_relpath", "sniff"]
 

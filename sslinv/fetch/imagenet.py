@@ -30,9 +30,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sslinv.fetch.errors import FetchError
+from sslinv.errors import FetchError
 from sslinv.fetch.extract import copy_tree, extract, safe_relpath, sniff
-from sslinv.fetch.progress import Reporter
+from sslinv.reporting import Reporter
 
 __all__ = [
     "DEVKIT", "VAL_TAR", "Devkit", "find_devkit_dir", "install", "is_val_folder", "parse_devkit", "read_devkit",

@@ -9,25 +9,27 @@ For each dataset, in order (a contents page of :func:`fetch_dataset`):
    verified before the rename). Checksums, strongest first: ``--sha256``, the manifest's,
    the published ones in :mod:`sslinv.fetch.records`, the sha256 recorded at the first
    download (trust on first use: printed, stored in ``<cache>/fetch/sha256.json`` and
-   required of every later download). ``--trust`` accepts any file and records its sha256.
+   required of every later download; :mod:`sslinv.fetch.verified`). ``--trust`` accepts
+   any file and records its sha256.
 3. **Layout**: the files are unpacked into a hidden staging folder beside the dataset
-   (``<data-root>/.<NAME>.fetch-*.tmp``), arranged as the loader reads them
+   (``<data-root>/.<DIRNAME>.fetch-*.tmp``), arranged as the loader reads them
    (:mod:`sslinv.fetch.layout`, :mod:`sslinv.fetch.imagenet`), and checked by the loader.
-4. **Install**: the staging folder is renamed to ``<data-root>/<NAME>`` (for imagenet,
+4. **Install**: the staging folder is renamed to ``<data-root>/<DIRNAME>`` (for imagenet,
    only ``val/`` is put in place: ``train/`` may live there too), and a marker
-   ``<data-root>/.sslinv-fetch/<NAME>.json`` records files, URLs, sha256s and counts.
+   ``<data-root>/.sslinv-fetch/<DIRNAME>.json`` records files, URLs, sha256s and counts.
    Downloads are deleted unless ``--keep-downloads``.
 
 Any failure or interruption deletes the staging folder, so nothing half-finished ever
 carries a dataset's name; a partial download stays as ``.part`` and is resumed.
-One lock per dataset (``<data-root>/.sslinv-fetch/<NAME>.lock``) keeps two jobs from
-fetching the same dataset at once; the second then finds it verified.
+One lock per dataset (``<data-root>/.sslinv-fetch/<DIRNAME>.lock``) keeps two jobs from
+fetching the same dataset at once; the second then finds it verified. Everything kept
+under the data root is keyed by the dataset's folder name (``DIRNAME``, see
+:mod:`sslinv.paths`), so it outlives a change of the name typed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import importlib
 import os
 import posixpath
@@ -35,24 +37,32 @@ import re
 import shutil
 import tempfile
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from sslinv import __version__
-from sslinv.cache import lock, read_json, write_json
-from sslinv.errors import DataNotFoundError, SslinvError, UsageError
-from sslinv.fetch.download import download, essential, hash_file, mismatches, normalise_expected
-from sslinv.fetch.errors import ChecksumError, FetchError, ManualDownloadError
+from sslinv.cache import lock, write_json
+from sslinv.errors import (
+    ChecksumError,
+    DataNotFoundError,
+    FetchError,
+    ManualDownloadError,
+    SslinvError,
+    UsageError,
+)
+from sslinv.fetch.download import essential, hash_file, mismatches
 from sslinv.fetch.manifest import Manifest, load_manifest, with_mirror
-from sslinv.fetch.progress import NullReporter, Reporter, human_size
 from sslinv.fetch.records import DATASETS, DatasetRecord, Resource, lookup
+from sslinv.fetch.verified import RecordedHashes, expected_checksums, fetch_file, now, record_first_use
+from sslinv.paths import fetch_dir, fetch_downloads_dir, fetch_marker_path
+from sslinv.reporting import NullReporter, Reporter
 
 __all__ = [
     "FetchConfig",
     "Outcome",
-    "RecordedHashes",
     "dataset_status",
     "fetch_dataset",
     "loader_module",
@@ -60,27 +70,18 @@ __all__ = [
     "run",
 ]
 
-FETCH_DIR = ".sslinv-fetch"
-
 
 # ------------------------------------------------------------------------------ paths
+# Everything under the data root is keyed by the dataset's folder name (its DIRNAME).
 
 
-def fetch_dir(data_root: Path) -> Path:
-    """``<data-root>/.sslinv-fetch``: downloads in progress, markers, locks."""
-    return Path(data_root) / FETCH_DIR
+def downloads_dir(data_root: Path, record: DatasetRecord) -> Path:
+    return fetch_downloads_dir(data_root, record.dirname)
 
 
-def downloads_dir(data_root: Path, name: str) -> Path:
-    return fetch_dir(data_root) / "downloads" / name
-
-
-def marker_path(data_root: Path, name: str) -> Path:
-    return fetch_dir(data_root) / f"{name}.json"
-
-
-def recorded_hashes_path(cache: Path) -> Path:
-    return Path(cache) / "fetch" / "sha256.json"
+def marker_path(data_root: Path, record: DatasetRecord) -> Path:
+    """``<data-root>/.sslinv-fetch/<DIRNAME>.json``: what fetch-data installed there."""
+    return fetch_marker_path(data_root, record.dirname)
 
 
 # ----------------------------------------------------------------------------- config
@@ -101,6 +102,7 @@ class FetchConfig:
     trust: bool = False
     force: bool = False
     keep_downloads: bool = False
+    zoo: tuple[str, ...] = ()  # model names a --manifest may override (the CLI passes the zoo's)
     retries: int = 4
     timeout: float = 60.0
     backoff: float = 1.0
@@ -121,42 +123,6 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class RecordedHashes:
-    """sha256 of downloads that have no published checksum (trust on first use).
-
-    One JSON file (``<cache>/fetch/sha256.json``), keyed ``dataset/<NAME>/<file>`` or
-    ``model/<name>/<file>``; written atomically under a lock.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            data = read_json(self.path)
-        except (OSError, ValueError):  # missing or unreadable: nothing recorded yet
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._load().get(key)
-
-    def put(self, key: str, sha256: str, size: int, source: str) -> None:
-        with lock(self.path):
-            data = self._load()
-            data[key] = {
-                "sha256": sha256,
-                "size": size,
-                "source": source,
-                "recorded": _now(),
-            }
-            write_json(self.path, data)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # -------------------------------------------------------------------------- overrides
@@ -213,7 +179,7 @@ def dataset_status(record: DatasetRecord, data_root: Path) -> dict[str, Any]:
     ``unchecked`` (fetched by sslinv, but no loader module is installed to check it).
     """
     folder = Path(data_root) / record.dirname
-    marker = marker_path(data_root, record.name)
+    marker = marker_path(data_root, record)
     out: dict[str, Any] = {"path": str(folder), "counts": None, "detail": ""}
     if not _has_content(folder, record.managed):
         out["state"] = "missing"
@@ -260,12 +226,13 @@ class _Context:
         self.cfg = cfg
         self.reporter = reporter
         self.manifest = manifest
-        self.recorded = RecordedHashes(recorded_hashes_path(cfg.cache_dir))
+        self.recorded = RecordedHashes.in_cache(cfg.cache_dir)
         self.bare_sha, self.named_sha = parse_sha256_options(cfg.sha256)
 
 
 def _file_key(record: DatasetRecord, index: int, res: Resource) -> str:
-    return f"dataset/{record.name}/{res.filename or f'file{index}'}"
+    """The key of a recorded sha256 (by folder name, as everything fetch-data keeps)."""
+    return f"dataset/{record.dirname}/{res.filename or f'file{index}'}"
 
 
 def _download_name(record: DatasetRecord, index: int, res: Resource) -> str:
@@ -278,23 +245,27 @@ def _download_name(record: DatasetRecord, index: int, res: Resource) -> str:
     return f"{record.name}-{index}.download"
 
 
+def _checksum_sources(ctx: _Context, record: DatasetRecord, index: int, res: Resource) -> dict[str, Any]:
+    """Where a file's checksum comes from: ``--sha256`` (ignored with ``--trust``), then
+    the record's (or the manifest's), then the sha256 recorded at the first download."""
+    name = res.filename or _download_name(record, index, res)
+    given = None
+    if not ctx.cfg.trust and (name in ctx.named_sha or ctx.bare_sha):
+        given = {"sha256": ctx.named_sha.get(name) or ctx.bare_sha}
+    original = DATASETS.get(record.name).resources[index].checksums
+    return {
+        "given": given,
+        "given_label": "--sha256",
+        "trust": ctx.cfg.trust,
+        "published": res.checksums,
+        "published_label": "published" if res.checksums == original else "manifest",
+    }
+
+
 def _expected(ctx: _Context, record: DatasetRecord, index: int, res: Resource) -> tuple[dict[str, str], str]:
     """The checksums a file must match, and where they come from (for the report)."""
-    if ctx.cfg.trust:
-        return {}, "trusted (--trust)"
-    name = res.filename or _download_name(record, index, res)
-    if name in ctx.named_sha:
-        return {"sha256": ctx.named_sha[name]}, "--sha256"
-    if ctx.bare_sha:
-        return {"sha256": ctx.bare_sha}, "--sha256"
-    if res.checksums:
-        original = DATASETS.get(record.name).resources[index].checksums
-        origin = "published" if res.checksums == original else "manifest"
-        return normalise_expected(res.checksums), f"{origin} {'+'.join(res.checksums)}"
-    recorded = ctx.recorded.get(_file_key(record, index, res))
-    if recorded:
-        return {"sha256": recorded["sha256"]}, f"sha256 recorded {str(recorded.get('recorded', ''))[:10]}"
-    return {}, "none published"
+    return expected_checksums(ctx.recorded, _file_key(record, index, res),
+                              **_checksum_sources(ctx, record, index, res))
 
 
 def _candidates(ctx: _Context, record: DatasetRecord, index: int, res: Resource) -> list[Path]:
@@ -311,7 +282,7 @@ def _candidates(ctx: _Context, record: DatasetRecord, index: int, res: Resource)
             out.append(src)
         elif src.is_dir() and (src / name).is_file():
             out.append(src / name)
-    out.append(downloads_dir(ctx.cfg.data_root, record.name) / name)
+    out.append(downloads_dir(ctx.cfg.data_root, record) / name)
     if record.managed:  # e.g. imagenet/ILSVRC2012_img_val.tar, where torchvision wants it
         out.append(Path(ctx.cfg.data_root) / record.dirname / name)
     return [p for p in out if p.is_file()]
@@ -336,13 +307,8 @@ def _check_local(ctx: _Context, record: DatasetRecord, index: int, res: Resource
 
 
 def _record(ctx: _Context, record: DatasetRecord, index: int, res: Resource, sha: str, size: int, source: str) -> None:
-    key = _file_key(record, index, res)
-    ctx.recorded.put(key, sha, size, source)
-    ctx.reporter.info(
-        f"{record.name}: {res.filename or Path(source).name} has no published checksum; its sha256 is "
-        f"{sha} ({human_size(size)}). Recorded in {ctx.recorded.path}: later downloads must match "
-        "it (override with --sha256 HEX or --trust)."
-    )
+    record_first_use(ctx.recorded, _file_key(record, index, res), sha, size, source, ctx.reporter,
+                     f"{record.name}: {res.filename or Path(source).name}")
 
 
 def _obtain(ctx: _Context, record: DatasetRecord, index: int, res: Resource) -> _File:
@@ -351,7 +317,7 @@ def _obtain(ctx: _Context, record: DatasetRecord, index: int, res: Resource) -> 
         try:
             return _check_local(ctx, record, index, res, path)
         except ChecksumError:
-            if path.parent != downloads_dir(ctx.cfg.data_root, record.name):
+            if path.parent != downloads_dir(ctx.cfg.data_root, record):
                 raise
             ctx.reporter.warn(f"{path} does not match; downloading it again.")
             path.unlink(missing_ok=True)
@@ -362,12 +328,12 @@ def _obtain(ctx: _Context, record: DatasetRecord, index: int, res: Resource) -> 
 
     if not res.urls:
         raise _manual_error(ctx, record)
-    expected, check = _expected(ctx, record, index, res)
-    dest = downloads_dir(ctx.cfg.data_root, record.name) / _download_name(record, index, res)
+    dest = downloads_dir(ctx.cfg.data_root, record) / _download_name(record, index, res)
     try:
-        got = download(
-            res.urls, dest, expected=expected, reporter=ctx.reporter, retries=ctx.cfg.retries,
-            backoff=ctx.cfg.backoff, timeout=ctx.cfg.timeout, description=f"{record.name}: {dest.name}",
+        got = fetch_file(
+            res.urls, dest, key=_file_key(record, index, res), cache=ctx.cfg.cache_dir,
+            what=f"{record.name}: {dest.name}", **_checksum_sources(ctx, record, index, res),
+            reporter=ctx.reporter, retries=ctx.cfg.retries, timeout=ctx.cfg.timeout, backoff=ctx.cfg.backoff,
         )
     except ChecksumError:
         raise
@@ -375,10 +341,7 @@ def _obtain(ctx: _Context, record: DatasetRecord, index: int, res: Resource) -> 
         if record.fallback:
             raise FetchError(f"{e} {record.fallback}") from None
         raise
-    if not expected or ctx.cfg.trust:
-        _record(ctx, record, index, res, got.digests["sha256"], got.size, got.url)
-        check = "sha256 recorded now" if not ctx.cfg.trust else check
-    return _File(res, got.path, got.digests, check, got.url, downloaded=True)
+    return _File(res, got.path, got.digests, got.check, got.source, downloaded=True)
 
 
 def _tree_source(ctx: _Context, record: DatasetRecord, res: Resource) -> Path | None:
@@ -475,11 +438,11 @@ def fetch_dataset(ctx: _Context, record: DatasetRecord) -> Outcome:
     cfg = ctx.cfg
     data_root = Path(cfg.data_root)
     final = data_root / record.dirname
-    marker = marker_path(data_root, record.name)
+    marker = marker_path(data_root, record)
     effective = ctx.manifest.apply(with_mirror(record, cfg.mirror))  # manifest URLs are not mirrored
 
     fetch_dir(data_root).mkdir(parents=True, exist_ok=True)
-    with lock(fetch_dir(data_root) / record.name):
+    with lock(fetch_dir(data_root) / record.dirname):
         # -- 1. already there? -------------------------------------------------------
         status = dataset_status(record, data_root)
         if status["state"] in ("verified", "present", "unchecked") and not cfg.force:
@@ -496,7 +459,7 @@ def fetch_dataset(ctx: _Context, record: DatasetRecord) -> Outcome:
         files = [_obtain(ctx, effective, i, res) for i, res in enumerate(effective.resources)]
 
         # -- 3. layout into a staging folder, checked by the loader ---------------------
-        staging = _staging(data_root, record.name)
+        staging = _staging(data_root, record.dirname)
         try:
             if record.installer == "imagenet":
                 from sslinv.fetch import imagenet
@@ -531,13 +494,13 @@ def fetch_dataset(ctx: _Context, record: DatasetRecord) -> Outcome:
         write_json(marker, {
             "name": record.name,
             "path": str(final),
-            "installed": _now(),
+            "installed": now(),
             "sslinv": __version__,
             "counts": counts,
             "files": infos,
         })
         if not cfg.keep_downloads:
-            _clean_downloads(downloads_dir(data_root, record.name), files)
+            _clean_downloads(downloads_dir(data_root, record), files)
         return Outcome("dataset", record.name, "installed", str(final), counts, infos)
 
 
@@ -583,12 +546,22 @@ def resolve_names(names: list[str] | tuple[str, ...], all_: bool) -> list[Datase
     return out
 
 
-def run(cfg: FetchConfig, reporter: Reporter | None = None) -> list[Outcome]:
-    """Fetch every dataset and model in ``cfg``; one :class:`Outcome` each, failures included."""
+#: Fetches one zoo model (``sslinv.models.load.fetch_weights``): the CLI passes it in, as
+#: this package never imports ``sslinv.models`` (models call :func:`fetch_file` instead).
+FetchModel = Callable[..., dict[str, Any]]
+
+
+def run(cfg: FetchConfig, reporter: Reporter | None = None, fetch_model: FetchModel | None = None) -> list[Outcome]:
+    """Fetch every dataset and model in ``cfg``; one :class:`Outcome` each, failures included.
+
+    Models (``cfg.models``) need ``fetch_model``, which downloads, verifies and converts one.
+    """
     reporter = reporter or NullReporter()
-    manifest = load_manifest(cfg.manifest)
+    manifest = load_manifest(cfg.manifest, (*cfg.zoo, *cfg.models))
     ctx = _Context(cfg, reporter, manifest)
     records = resolve_names(cfg.datasets, False)
+    if cfg.models and fetch_model is None:
+        raise TypeError("run(cfg) with models needs fetch_model (sslinv.models.load.fetch_weights)")
     if ctx.bare_sha and len(records) + len(cfg.models) != 1:
         raise UsageError("--sha256 HEX applies to one file: fetch one dataset or model, or write FILE=HEX.")
     if ctx.bare_sha and records and len(records[0].resources) > 1:
@@ -604,20 +577,19 @@ def run(cfg: FetchConfig, reporter: Reporter | None = None) -> list[Outcome]:
         except SslinvError as e:  # reported by the caller; the other datasets go on
             outcomes.append(Outcome("dataset", record.name, "failed", message=str(e), exit_code=e.exit_code))
     for name in cfg.models:
-        outcomes.append(_fetch_model(ctx, name))
+        assert fetch_model is not None
+        outcomes.append(_fetch_model(ctx, name, fetch_model))
     return outcomes
 
 
-def _fetch_model(ctx: _Context, name: str) -> Outcome:
-    from sslinv.models.load import fetch_weights
-
+def _fetch_model(ctx: _Context, name: str, fetch_model: FetchModel) -> Outcome:
     cfg = ctx.cfg
     override = ctx.manifest.models.get(name)
     expected = None
     if ctx.bare_sha:
         expected = {"sha256": ctx.bare_sha}
     try:
-        info = fetch_weights(
+        info = fetch_model(
             name, cfg.cache_dir, reporter=ctx.reporter,
             urls=override.urls if override and override.urls else None,
             expected=expected or (dict(override.checksums) if override and override.checksums else None),

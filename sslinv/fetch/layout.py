@@ -18,10 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sslinv.fetch.errors import FetchError
+from sslinv.errors import FetchError
 from sslinv.fetch.extract import Mapper, copy_tree, extract
-from sslinv.fetch.progress import Reporter
 from sslinv.fetch.records import Resource
+from sslinv.reporting import Reporter
 
 __all__ = ["apply_resource", "find_root", "fixed_mapper"]
 

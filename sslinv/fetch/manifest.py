@@ -32,7 +32,7 @@ import dataclasses
 import json
 import posixpath
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,12 @@ def _read(path: Path) -> Any:
         ) from None
 
 
-def load_manifest(path: Path | str | None) -> Manifest:
-    """Parse and check a manifest file (names, keys, checksums); None gives an empty one."""
+def load_manifest(path: Path | str | None, models: Collection[str] = ()) -> Manifest:
+    """Parse and check a manifest file (names, keys, checksums); None gives an empty one.
+
+    ``models`` are the zoo model names an entry may override (``sslinv.models.zoo``'s,
+    passed in by the caller: this package does not import ``sslinv.models``).
+    """
     if path is None:
         return Manifest()
     path = Path(path).expanduser()
@@ -136,21 +140,19 @@ def load_manifest(path: Path | str | None) -> Manifest:
         else:
             entries[key] = value
 
-    from sslinv.models.zoo import MODELS
-
     datasets: dict[str, Mapping[str, Any]] = {}
-    models: dict[str, ModelOverride] = {}
+    overrides: dict[str, ModelOverride] = {}
     for name, entry in entries.items():
         if not isinstance(entry, dict):
             raise UsageError(f"Manifest {path}: the entry {name!r} must be a table such as "
                              '{"url": "...", "sha256": "..."}.')
-        if name in MODELS:
-            models[name] = _model_override(name, entry, path)
+        if name in models:
+            overrides[name] = _model_override(name, entry, path)
             continue
         try:
             record = lookup(name)
         except UsageError:
-            known = DATASETS.names() + MODELS.names()
+            known = DATASETS.names() + list(models)
             raise UsageError(
                 f"Manifest {path}: unknown dataset or model {name!r}.{did_you_mean(name, known)} "
                 f"Datasets: {', '.join(DATASETS.names())}; models: sslinv fetch-data --list."
@@ -158,7 +160,7 @@ def load_manifest(path: Path | str | None) -> Manifest:
         _check_keys(entry, _ENTRY_KEYS, f"{path}: {name}")
         _apply_entry(record, entry, path)  # validate now, not halfway through a run
         datasets[record.name] = entry
-    return Manifest(path, datasets, models)
+    return Manifest(path, datasets, overrides)
 
 
 def _looks_like_entry(value: dict) -> bool:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sslinv.registry import Registry, did_you_mean
+from sslinv.registry import Registry, fold
 
 __all__ = ["DATASETS", "DatasetRecord", "Resource", "gdrive", "lookup"]
 
@@ -68,9 +68,9 @@ class Resource:
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    """A dataset as ``fetch-data`` knows it. ``name`` is what the user types and the
-    folder under the data root; ``module`` is ``sslinv.data.<module>`` (``DIRNAME``,
-    ``verify``)."""
+    """A dataset as ``fetch-data`` knows it. ``name`` is what the user types (any case;
+    also the loader module's name); ``module`` is ``sslinv.data.<module>`` (``DIRNAME``,
+    ``verify``); ``folder`` the folder under the data root when it is not ``name``."""
 
     name: str
     module: str
@@ -84,10 +84,12 @@ class DatasetRecord:
     managed: tuple[str, ...] = ()  # the entries of the folder sslinv manages; () = all of it
     size_note: str | None = None  # an approximate size when the bytes are not known
     notes: tuple[str, ...] = field(default=())
+    folder: str | None = None  # the folder under the data root, when it is not the name
+    aliases: tuple[str, ...] = ()  # other names accepted on the command line
 
     @property
     def dirname(self) -> str:
-        return self.name
+        return self.folder or self.name
 
     @property
     def size(self) -> int | None:
@@ -105,28 +107,19 @@ class DatasetRecord:
         return self.manual is None and all(r.urls for r in self.resources)
 
 
-DATASETS: Registry[DatasetRecord] = Registry("dataset")
+DATASETS: Registry[DatasetRecord] = Registry("dataset", hint="See them with: sslinv fetch-data --list")
 
 
 def _add(record: DatasetRecord) -> None:
-    DATASETS.register(record.name, record)
+    # The folder and the loader module's name are accepted too (``coil100``, ``w300``).
+    spellings = {fold(a): a for a in (record.dirname, record.module, *record.aliases)}
+    spellings.pop(fold(record.name), None)
+    DATASETS.register(record.name, record, aliases=spellings.values())
 
 
 def lookup(name: str) -> DatasetRecord:
-    """A record by name, case-insensitively; also by loader module name (``coil100``)."""
-    if name in DATASETS:
-        return DATASETS.get(name)
-    folded = name.casefold().replace("-", "").replace("_", "")
-    for key, record in DATASETS.items():
-        if folded in (key.casefold(), record.module.casefold().replace("_", "")):
-            return record
-    from sslinv.errors import UnknownNameError
-
-    names = DATASETS.names()
-    raise UnknownNameError(
-        f"Unknown dataset {name!r}.{did_you_mean(name, names)} Known: {', '.join(names)}. "
-        "See them with: sslinv fetch-data --list"
-    )
+    """A record by name in any case (``-``/``_`` ignored), by alias or loader module name."""
+    return DATASETS.lookup(name)
 
 
 # ------------------------------------------------------------------------- statistics
@@ -327,8 +320,12 @@ _add(DatasetRecord(
     ),
 ))
 
+# One name across fetch-data, ``downstream --dataset`` and result files: the protocol's
+# ``leeds_sports_pose``. ``LeedsSportsPose`` (the name fetch-data used before 0.2, and the
+# reference's folder, kept on disk) and ``lsp`` are accepted as aliases.
 _add(DatasetRecord(
-    name="LeedsSportsPose",
+    name="leeds_sports_pose",
+    folder="LeedsSportsPose",
     module="lsp",
     title="Leeds Sports Pose (2,000 images, 14 joints)",
     licence="no explicit licence; cite Johnson & Everingham, BMVC 2010",

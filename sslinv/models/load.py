@@ -8,7 +8,7 @@ Resolution of one member, first match wins: a registered model name; a file
 ``<cache>/checkpoints/<name>.pth.tar`` (models trained by the user); a path to a file.
 
 Zoo models (kind ``download``) go through :func:`fetch_weights`: downloaded once with
-``sslinv.fetch.download`` (resumable, retried, checked against the published hash or the
+``sslinv.fetch.verified.fetch_file`` (resumable, retried, checked against the published hash or the
 sha256 recorded at the first download; ``SSLINV_MIRROR`` applies), converted once to a
 backbone-only state dict ``<cache>/weights/<name>.backbone.pth`` whose JSON sidecar
 records the source URL, its sha256 and layout, and loaded from there afterwards. The
@@ -44,7 +44,7 @@ from sslinv.models.zoo import (
     checkpoint_names,
     model_names,
 )
-from sslinv.paths import checkpoint_path, weights_dir
+from sslinv.paths import checkpoint_path, converted_path
 from sslinv.registry import did_you_mean
 
 __all__ = [
@@ -223,11 +223,6 @@ def _download_member(record: ModelRecord, cache: Path) -> _Member:
 CONVERTED_FORMAT = 1
 
 
-def converted_path(cache: Path, name: str) -> Path:
-    """``<cache>/weights/<name>.backbone.pth``: a zoo model's backbone, converted once."""
-    return weights_dir(Path(cache)) / f"{name}.backbone.pth"
-
-
 def _zoo_record(name: str) -> ModelRecord:
     if name in UNSUPPORTED:
         raise CheckpointError(f"Model {name!r} is not supported: {UNSUPPORTED[name]}")
@@ -275,29 +270,25 @@ def fetch_weights(
 ) -> dict[str, Any]:
     """Download (if needed), verify and convert a zoo model once; describe the result.
 
-    The download goes to ``<cache>/weights/<filename>`` (resumable, retried, checked
-    against the published md5/sha256 prefix, or the sha256 recorded at the first
-    download); the backbone is saved as ``<cache>/weights/<name>.backbone.pth`` with a
-    JSON sidecar holding the source URL, its sha256 and layout. A file placed there by
-    hand is used as it is (a warning says when it differs from the published hash).
-    ``urls``/``expected`` override the record's (a manifest), ``mirror`` rewrites the URLs
-    (default: ``SSLINV_MIRROR``), ``trust`` skips the checksum and records the new sha256.
+    The download goes to ``<cache>/weights/<filename>`` through
+    :func:`sslinv.fetch.verified.fetch_file` (resumable, retried, checked against the
+    published md5/sha256 prefix, or the sha256 recorded at the first download); the
+    backbone is saved as ``<cache>/weights/<name>.backbone.pth`` with a JSON sidecar
+    holding the source URL, its sha256 and layout. A file placed there by hand is used as
+    it is (a warning says when it differs from the published hash). ``urls``/``expected``
+    override the record's (a manifest), ``mirror`` rewrites the URLs (default:
+    ``SSLINV_MIRROR``), ``trust`` skips the checksum and records the new sha256.
     """
     from sslinv import paths
-    from sslinv.fetch.download import download, hash_file, mismatches, normalise_expected
-    from sslinv.fetch.errors import ChecksumError, FetchError
-    from sslinv.fetch.install import RecordedHashes, recorded_hashes_path
+    from sslinv.errors import ChecksumError, FetchError
     from sslinv.fetch.manifest import mirror_url
-    from sslinv.fetch.progress import NullReporter
+    from sslinv.fetch.verified import fetch_file
 
     record = _zoo_record(name)
     cache = Path(cache)
-    reporter = reporter or NullReporter()
     assert record.url and record.filename
-    raw = weights_dir(cache) / record.filename
+    raw = paths.zoo_file_path(cache, record.filename)
     converted = converted_path(cache, name)
-    recorded = RecordedHashes(recorded_hashes_path(cache))
-    key = f"model/{name}/{record.filename}"
 
     with lock(converted):
         if force:
@@ -307,66 +298,44 @@ def fetch_weights(
         if meta is not None:
             return _weights_info(converted, meta, "cached", raw)
 
-        # -- download -----------------------------------------------------------------
-        if expected:
-            want, check = normalise_expected(expected), "given"
-        elif trust:
-            want, check = {}, "trusted (--trust)"
-        elif record.checksums:
-            want, check = normalise_expected(record.checksums), "published " + "+".join(record.checksums)
-        elif (rec := recorded.get(key)) is not None:
-            want, check = {"sha256": rec["sha256"]}, "sha256 recorded " + str(rec.get("recorded", ""))[:10]
-        else:
-            want, check = {}, "none published"
-        downloaded = False
-        if not raw.is_file():
-            sources = tuple(urls) if urls else (record.url,)
-            base = mirror if mirror is not None else paths.mirror()
-            if base and not urls:
-                sources = tuple(mirror_url(u, base) for u in sources)
-            try:
-                got = download(sources, raw, expected=want, reporter=reporter, retries=retries,
-                               timeout=timeout, backoff=backoff, description=f"{name}: {record.filename}")
-            except ChecksumError:
-                raise
-            except FetchError as e:
-                why = "; ".join(getattr(e, "failures", None) or [str(e)])
-                raise CheckpointError(
-                    f"Downloading the {name!r} weights from {sources[0]} failed ({why}). Check the "
-                    "network connection and retry (a partial download is resumed), point "
-                    f"SSLINV_MIRROR at a copy, or download the file yourself and place it at {raw}."
-                ) from e
-            downloaded = True
-            if not want:
-                recorded.put(key, got.digests["sha256"], got.size, got.url)
-                reporter.info(
-                    f"{name}: {record.filename} has no published checksum; its sha256 is "
-                    f"{got.digests['sha256']}. Recorded in {recorded.path}: later downloads must match it."
-                )
-                check = "sha256 recorded now"
+        # -- download (or the file already there) ----------------------------------------
+        sources = tuple(urls) if urls else (record.url,)
+        base = None if urls else (mirror if mirror is not None else paths.mirror())
+        try:
+            got = fetch_file(
+                sources, raw, key=f"model/{name}/{record.filename}", cache=cache,
+                what=f"{name}: {record.filename}", given=expected, trust=trust, published=record.checksums,
+                mirror=base, reporter=reporter, retries=retries, timeout=timeout, backoff=backoff,
+            )
+        except ChecksumError:
+            raise
+        except FetchError as e:
+            why = "; ".join(getattr(e, "failures", None) or [str(e)])
+            first = mirror_url(sources[0], base) if base else sources[0]
+            raise CheckpointError(
+                f"Downloading the {name!r} weights from {first} failed ({why}). Check the "
+                "network connection and retry (a partial download is resumed), point "
+                f"SSLINV_MIRROR at a copy, or download the file yourself and place it at {raw}."
+            ) from e
+        check = got.check
+        if got.mismatch:
+            algo, exp, got_hex = got.mismatch[0]
+            warnings.warn(
+                f"{raw} has {algo} {got_hex[:12]}..., not the published {exp}...; using it "
+                f"anyway. Delete it to download {record.url} again.",
+                stacklevel=3,
+            )
+            check = f"{algo} differs from the published one"
 
-        # -- convert ------------------------------------------------------------------
+        # -- convert ----------------------------------------------------------------------
         ckpt = load_checkpoint(raw)
-        source = record.url if not urls else urls[0]
-        if not downloaded and want:
-            digests = hash_file(raw, ["sha256", *(a for a in want if a != "sha256")], reporter,
-                                f"verifying {raw.name}")
-            bad = mismatches(digests, want)
-            if bad:
-                algo, exp, got_hex = bad[0]
-                warnings.warn(
-                    f"{raw} has {algo} {got_hex[:12]}..., not the published {exp}...; using it "
-                    f"anyway. Delete it to download {record.url} again.",
-                    stacklevel=3,
-                )
-                check = f"{algo} differs from the published one"
         st = raw.stat()
         meta = {
             "format": CONVERTED_FORMAT,
             "name": name,
             "arch": ckpt.arch,
             "layout": ckpt.layout,
-            "source_url": source,
+            "source_url": record.url if not urls else urls[0],
             "source_file": str(raw),
             "source_sha256": ckpt.sha256,
             "source_size": st.st_size,
@@ -377,7 +346,7 @@ def fetch_weights(
             torch.save({"arch": ckpt.arch, "state_dict": ckpt.state_dict, "layout": ckpt.layout,
                         "source_sha256": ckpt.sha256}, tmp)
         write_json(sidecar(converted), meta)
-        return _weights_info(converted, meta, "downloaded" if downloaded else "converted", raw)
+        return _weights_info(converted, meta, "downloaded" if got.downloaded else "converted", raw)
 
 
 def _weights_info(converted: Path, meta: dict[str, Any], status: str, raw: Path) -> dict[str, Any]:

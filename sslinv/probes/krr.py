@@ -49,6 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from sslinv.numerics import finite_or_none
+from sslinv.probes.cv import kfold_indices, r2_columns
+
 #: The protocol's grid (section 4): alpha in logspace(0, -4, 5), gamma in logspace(-5, 2, 8).
 ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(0, -4, 5))
 GAMMAS: tuple[float, ...] = tuple(float(g) for g in np.logspace(-5, 2, 8))
@@ -64,23 +67,6 @@ Progress = Callable[[int], None]
 
 
 # ----------------------------------------------------------------------------- pieces
-
-
-def kfold_indices(n: int, folds: int = 5, seed: int = 0) -> list[np.ndarray]:
-    """Validation indices of ``folds`` folds of a seeded permutation of ``range(n)``.
-
-    Fold sizes as scikit-learn's ``KFold``: the first ``n % folds`` folds get one more.
-    Each fold's indices are sorted.
-    """
-    if folds < 2:
-        raise ValueError(f"need at least 2 folds, not {folds}")
-    if n < folds:
-        raise ValueError(f"cannot make {folds} folds of {n} samples")
-    perm = np.random.default_rng(seed).permutation(n)
-    sizes = np.full(folds, n // folds)
-    sizes[: n % folds] += 1
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
-    return [np.sort(perm[bounds[i] : bounds[i + 1]]) for i in range(folds)]
 
 
 def standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
@@ -104,15 +90,6 @@ def sq_dists(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     if same:
         d2.fill_diagonal_(0.0)
     return d2
-
-
-def r2_columns(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """R^2 per column (``sklearn.metrics.r2_score(..., multioutput='raw_values')``)."""
-    ss_res = ((y - pred) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-    r2 = 1.0 - ss_res / torch.where(ss_tot > 0, ss_tot, torch.ones_like(ss_tot))
-    constant = torch.where(ss_res == 0, torch.ones_like(r2), torch.zeros_like(r2))
-    return torch.where(ss_tot > 0, r2, constant)
 
 
 def gershgorin_condition(K: torch.Tensor, alpha: float) -> float:
@@ -325,14 +302,9 @@ class KRRResult:
             "cv_grid": {
                 "alphas": self.search.alphas,
                 "gammas": self.search.gammas,
-                "r2": [[_finite(x) for x in row] for row in self.search.cv_scores[:, :, t]],
+                "r2": [[finite_or_none(x) for x in row] for row in self.search.cv_scores[:, :, t]],
             },
         }
-
-
-def _finite(x: float) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 def evaluate(

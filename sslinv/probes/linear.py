@@ -73,13 +73,15 @@ as in the reference's ascending loop with a strict ``>``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+
+from sslinv.numerics import finite_or_none
+from sslinv.probes.cv import r2_columns
 
 #: Number of weight-decay values and the exponent range of the unshifted grid.
 WD_NUM = 45
@@ -91,19 +93,6 @@ Progress = Callable[[int], None]
 def wd_grid(shift: int = 0, num: int = WD_NUM) -> np.ndarray:
     """``num`` log-spaced weight decays in ``[10^(-6+2 shift), 10^(5+2 shift)]``, ascending."""
     return np.logspace(WD_LOW + 2 * shift, WD_HIGH + 2 * shift, num)
-
-
-def kfold_splits(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded shuffled K-fold (scikit-learn's ``KFold(folds, shuffle=True, random_state=seed)``;
-    the reference shuffles without a seed)."""
-    from sklearn.model_selection import KFold
-
-    if folds < 2:
-        raise ValueError("cross-validation needs at least 2 folds")
-    if n < folds:
-        raise ValueError(f"{n} samples cannot be split into {folds} folds")
-    kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [(tr, va) for tr, va in kf.split(np.zeros((n, 1)))]
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -128,18 +117,7 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_pred = np.asarray(y_pred, dtype=np.float64)
     if y_true.ndim == 1:
         y_true, y_pred = y_true[:, None], y_pred[:, None]
-    return float(_r2_columns(torch.from_numpy(y_true), torch.from_numpy(y_pred)[:, None, :])[0])
-
-
-def _r2_columns(y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """R^2 of predictions ``pred`` (n, a, k) for targets ``y`` (n, k): one value per ``a``,
-    the uniform mean over the k outputs. An output with zero variance scores 1 when
-    predicted exactly and 0 otherwise (scikit-learn's ``force_finite``)."""
-    ss_res = ((y[:, None, :] - pred) ** 2).sum(0)  # (a, k)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)  # (k,)
-    ok = ss_tot > 0
-    r2 = torch.where(ok, 1 - ss_res / torch.where(ok, ss_tot, torch.ones_like(ss_tot)), (ss_res == 0).to(ss_res.dtype))
-    return r2.mean(-1)
+    return float(r2_columns(torch.from_numpy(y_true), torch.from_numpy(y_pred)[:, None, :]).mean(-1)[0])
 
 
 CLASSIFICATION_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
@@ -178,16 +156,11 @@ class CVResult:
             "cv_score": float(self.cv_scores[self.best_index]),
             "cv": {
                 "wd": [float(w) for w in self.wd],
-                "score": [_finite(s) for s in self.cv_scores],
-                "fold_scores": [[_finite(s) for s in row] for row in self.fold_scores],
+                "score": [finite_or_none(s) for s in self.cv_scores],
+                "fold_scores": [[finite_or_none(s) for s in row] for row in self.fold_scores],
             },
             **self.info,
         }
-
-
-def _finite(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def best_index(cv_scores: np.ndarray) -> int:
@@ -365,7 +338,7 @@ def ridge_cv(
             step = max(1, min(len(alphas), chunk_bytes // per_alpha))
             for a0 in range(0, len(alphas), step):
                 pred = dec.predict(left, alphas[a0 : a0 + step])
-                scores[a0 : a0 + step, f] = _r2_columns(yv64, pred.double()).cpu().numpy()
+                scores[a0 : a0 + step, f] = r2_columns(yv64, pred.double()).mean(-1).cpu().numpy()
         del dec
         if progress:
             progress(1)
@@ -385,7 +358,7 @@ def ridge_cv(
     if pred is None:  # dual, or not numerically positive definite (tiny alpha)
         dec = _decompose(xc, yc)
         pred = dec.predict(dec.left(xs), alphas[best : best + 1])
-    test = float(_r2_columns(ys, pred.double() + y_mean.double())[0])
+    test = float(r2_columns(ys, pred.double() + y_mean.double()).mean(-1)[0])
     if progress:
         progress(1)
     return CVResult("r2", np.asarray(wds, dtype=np.float64), scores, best, test,

@@ -69,10 +69,10 @@ def pivot(rows: list[Row], metric: str) -> list[Table]:
 def _task_order(command: str):
     """Sort key for a table's tasks: the paper's order for transforms and real-world
     datasets (as the commands list them), then anything else by name."""
-    from sslinv.cli.options import TRANSFORM_NAMES
-    from sslinv.data.realworld import DEMO_NAMES, NAMES
+    from sslinv.data.realworld import REALWORLD
+    from sslinv.transforms.families import FAMILIES
 
-    known = {"synthetic": TRANSFORM_NAMES, "realworld": NAMES + DEMO_NAMES}.get(command, ())
+    known = {"synthetic": FAMILIES.names(), "realworld": REALWORLD.names()}.get(command, ())
     rank = {name: i for i, name in enumerate(known)}
     return lambda task: (rank.get(task, len(rank)), task)
 
