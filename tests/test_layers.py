@@ -12,7 +12,6 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sslinv"
 
