@@ -12,7 +12,6 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-
 PACKAGE = Path(__file__).resolve().parents[1] / "sslinv"
 
 #: Layers from the bottom; a unit is a top-level module or sub-package of ``sslinv``
