@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from sslinv.reporting import Reporter
 
@@ -98,10 +98,10 @@ class Stages:
     """How ``run`` reports: one ``sslinv.reporting.Reporter`` per stage (the CLI draws
     progress bars)."""
 
-    def train(self, name: str) -> ContextManager[Reporter]:
+    def train(self, name: str) -> contextlib.AbstractContextManager[Reporter]:
         return contextlib.nullcontext(Reporter())
 
-    def evaluate(self, title: str) -> ContextManager[Reporter]:
+    def evaluate(self, title: str) -> contextlib.AbstractContextManager[Reporter]:
         return contextlib.nullcontext(Reporter())
 
 

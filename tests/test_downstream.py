@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_downstream_data import write_300w, write_cifar10
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
 from sslinv.models.fusion import fuse, member_specs
-from test_downstream_data import write_300w, write_cifar10
 
 FAST = ["--resize", "32", "--crop-size", "32", "--batch-size", "32", "--workers", "0", "--device", "cpu"]
 

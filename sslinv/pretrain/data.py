@@ -25,8 +25,8 @@ from sslinv import paths
 from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError
-from sslinv.runtime import default_workers, opencv_fork_safe
 from sslinv.pretrain import augment
+from sslinv.runtime import default_workers, opencv_fork_safe
 
 
 def resolve_training_pool(data: str | None, cache_root: Path, data_root: Path, world: World, reporter) -> ImagePool:
