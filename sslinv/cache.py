@@ -5,20 +5,94 @@ name only when complete, and a lock is taken only to avoid computing the same en
 twice (two batch jobs asking for the same statistics: the second waits, then reuses).
 Each entry's name is a hash of the inputs it was computed from, and a JSON sidecar
 records those inputs, so a changed input is a miss and a stale entry is never trusted.
+
+Files and folders renamed into place get the mode a plain ``open(..., "w")`` or
+``mkdir`` would give them (0666 / 0777 less the umask), so a cache shared by a lab stays
+readable to the group. An entry that cannot be read back (a truncated or garbage file) is
+a miss: it is moved aside to ``<name>.corrupt``, a warning names it, and it is computed
+again. Temporary files and folders left by a killed writer are removed the next time the
+same entry is written (under its lock, so never one that is still being written).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: True inside ``refreshing()``: every ``cached`` entry is recomputed and overwritten.
+_REFRESH: contextvars.ContextVar[bool] = contextvars.ContextVar("sslinv_cache_refresh", default=False)
+
+
+class CacheWarning(UserWarning):
+    """A cache entry that could not be read and is being recomputed."""
+
+
+@contextlib.contextmanager
+def refreshing(on: bool = True) -> Iterator[None]:
+    """Within this block ``cached`` ignores what is stored and computes every entry again
+    (``--refresh-cache``: statistics and features are recomputed with the results)."""
+    token = _REFRESH.set(bool(on))
+    try:
+        yield
+    finally:
+        _REFRESH.reset(token)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, folder: bool = False) -> None:
+    """Give a temp file (0600 from mkstemp) or folder (0700 from mkdtemp) the mode a
+    normal write would have given it, before it is renamed into place."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
+def _temp_name(final: Path) -> re.Pattern[str]:
+    # mkstemp / mkdtemp names: ".<name>.<8 random characters>.tmp"
+    return re.compile(rf"\.{re.escape(final.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temps(final: Path) -> list[Path]:
+    """Remove the temp files/folders of ``final`` left by writers that died (SIGKILL, a
+    node lost). Call it only while holding ``lock(final)``: a live writer of ``final``
+    holds that lock, so every temp found then is stale. Returns what was removed."""
+    final = Path(final)
+    pattern = _temp_name(final)
+    removed = []
+    try:
+        entries = list(final.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if pattern.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def canonical_json(obj: Any) -> str:
@@ -65,6 +139,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _publish_mode(tmp_path)
         os.replace(tmp_path, final)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -74,17 +149,43 @@ def atomic_path(final: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temp folder beside ``final``; rename it to ``final`` only on success."""
-    import shutil
-
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         yield tmp
+        _publish_mode(tmp, folder=True)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def require_writable(folder: Path, option: str = "--cache-dir", what: str = "cache folder") -> Path:
+    """Check, before any work starts, that ``folder`` is (or can be made) a folder this
+    process can write in; raise ``NotWritableError`` naming the path and ``option``."""
+    from sslinv.errors import NotWritableError
+
+    folder = Path(folder).expanduser()
+    fix = f"Pass {option} a writable folder."
+
+    def fail(reason: str) -> NotWritableError:
+        return NotWritableError(f"Cannot write to the {what} {folder}: {reason}. {fix}")
+
+    for parent in (folder, *folder.parents):
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                where = "it is" if parent == folder else f"{parent} is"
+                raise fail(f"{where} a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".sslinv-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise fail(e.strerror or str(e)) from None
+    return folder
 
 
 def build_dir(final: Path, build: Callable[[Path], None]) -> Path:
@@ -97,6 +198,7 @@ def build_dir(final: Path, build: Callable[[Path], None]) -> Path:
         return final
     with lock(final):
         if not final.is_dir():
+            remove_stale_temps(final)  # a partial folder of a killed run
             with atomic_dir(final) as tmp:
                 build(tmp)
     return final
@@ -130,10 +232,40 @@ def is_fresh(path: Path, key: dict[str, Any]) -> bool:
     if not (path.exists() and side.exists()):
         return False
     try:
-        recorded = read_json(side).get("key")
+        recorded = read_json(side)
     except (OSError, ValueError):
         return False
-    return canonical_json(recorded) == canonical_json(key)
+    if not isinstance(recorded, dict) or "key" not in recorded:
+        return False
+    return canonical_json(recorded["key"]) == canonical_json(key)
+
+
+def quarantine(path: Path, reason: str) -> Path | None:
+    """Move an unreadable entry (and its sidecar) aside to ``<name>.corrupt`` and warn.
+    Returns where it went (None when it was already gone)."""
+    path = Path(path)
+    aside = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        aside = None
+    except OSError:  # cannot move it (read-only folder): the rewrite will replace it
+        aside = path
+    sidecar(path).unlink(missing_ok=True)
+    where = f"moved it to {aside}" if aside not in (None, path) else "it will be replaced"
+    warnings.warn(f"Cache entry {path} cannot be read ({reason}); {where} and computing it again.",
+                  CacheWarning, stacklevel=3)
+    return aside
+
+
+def _try_load(path: Path, load: Callable[[Path], T]) -> tuple[bool, T | None, str]:
+    try:
+        return True, load(path), ""
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - torch / json / numpy raise many types for a damaged file
+        reason = (str(e).strip().splitlines() or [""])[0][:160]
+        return False, None, f"{type(e).__name__}: {reason}" if reason else type(e).__name__
 
 
 def cached(
@@ -151,20 +283,40 @@ def cached(
     with the same key waits and then loads instead of computing again. ``extra(value)``
     adds fields to the sidecar. Under torchrun (``world``: a ``sslinv.distributed.World``)
     every rank calls this: all ranks compute (each its shard, inside ``compute``), rank 0
-    alone locks and writes, and all ranks agree on hit or miss.
+    alone locks and writes, and all ranks agree on hit or miss. An entry that ``load``
+    cannot read on any rank is a miss (moved aside with a warning); inside
+    ``refreshing()`` every entry is a miss.
     """
-    from sslinv.distributed import World, broadcast_object
+    from sslinv.distributed import World, all_gather_objects, broadcast_object
 
     world = world or World()
+    refresh = _REFRESH.get()
 
     def fresh() -> bool:
-        return bool(broadcast_object(world, is_fresh(path, key) if world.is_main else False))
+        ok = False if refresh else (is_fresh(path, key) if world.is_main else False)
+        return bool(broadcast_object(world, ok))
+
+    def read() -> tuple[bool, T | None]:
+        ok, value, reason = _try_load(path, load)
+        failures = [r for good, r in all_gather_objects(world, (ok, reason)) if not good]
+        if failures:
+            if world.is_main:
+                quarantine(path, failures[0])
+            return False, None
+        return True, value
 
     if fresh():
-        return load(path), True
+        ok, value = read()
+        if ok:
+            return value, True  # type: ignore[return-value]
     with lock(path) if world.is_main else contextlib.nullcontext():
         if fresh():  # another job finished it while we waited
-            return load(path), True
+            ok, value = read()
+            if ok:
+                return value, True  # type: ignore[return-value]
+        if world.is_main:  # temp files of a killed writer
+            remove_stale_temps(path)
+            remove_stale_temps(sidecar(path))
         value = compute()
         if world.is_main:
             with atomic_path(path) as tmp:

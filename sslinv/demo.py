@@ -13,7 +13,8 @@ Steps, each cached in the cache directory, so a rerun only reads results:
    ``demo-landmarks`` (``sslinv.evaluate.downstream``): the same code as the commands, on small
    images (64 px; the protocol's 256/224 pipeline scaled to 73/64);
 4. the paper's central finding checked on the numbers: ventral more invariant than dorsal
-   to spatial transformations, dorsal more invariant than ventral to colour ones.
+   to spatial transformations, dorsal more invariant than ventral to colour ones;
+5. the HTML report of the three models (``sslinv.report``), written into the cache.
 
 Every result is an ordinary result file, so ``sslinv report`` lists the demo models too.
 """
@@ -89,6 +90,7 @@ class DemoResult:
     seconds: float
     cached: bool  # nothing was computed: every step was found finished
     steps: dict[str, float] = field(default_factory=dict)
+    report: str = ""  # the HTML report of the demo models
 
     def summary(self) -> dict[str, Any]:
         return {"command": "demo", **asdict(self)}
@@ -162,7 +164,12 @@ def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
                 cached &= r.cached
                 downstream.append({"model": name, "dataset": r.dataset, "metric": r.metric, "score": r.score})
 
+    # -- 4. the report: one HTML page of the three models' results ----------------------------
+    with timed("report"):
+        report = _report(cfg, list(models))
+
     return DemoResult(
+        report=str(report),
         models=models,
         invariances=invariances,
         realworld=realworld,
@@ -173,6 +180,13 @@ def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
         cached=cached,
         steps=steps,
     )
+
+
+def _report(cfg: DemoConfig, models: list[str]) -> Path:
+    from sslinv import paths
+    from sslinv.report.build import build, write_html
+
+    return write_html(build([paths.results_dir(cfg.cache_dir)], models=models), paths.demo_report(cfg.cache_dir))
 
 
 def _kind(transform: str) -> str:

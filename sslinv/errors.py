@@ -10,11 +10,13 @@ can tell the causes apart by the code (:data:`EXIT_CODES`, also in the README)::
     ├── DataNotFoundError 3
     │   └── ManualDownloadError 3
     ├── BadImageError 3
+    ├── BadResultError 3
     ├── CheckpointError 4
     ├── DeviceError 5
-    └── FetchError 6
-        ├── ChecksumError 7
-        └── UnsafeArchiveError 8
+    ├── FetchError 6
+    │   ├── ChecksumError 7
+    │   └── UnsafeArchiveError 8
+    └── NotWritableError 1
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from __future__ import annotations
 #: Every exit code of the ``sslinv`` command and what it means (the README's table).
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "other sslinv error",
+    1: "other sslinv error, e.g. a cache folder that cannot be written (checked before any work starts)",
     2: "bad usage: an unknown name (model, transform, dataset) or a bad option value",
-    3: "missing data or an unreadable image",
-    4: "checkpoint missing or of an unknown layout",
+    3: "missing, damaged or unreadable data (an image, a truncated latents file), or (`report --strict`) an unusable result file",
+    4: "checkpoint missing (also a path that does not exist), unloadable or of an unknown layout",
     5: "device not available",
     6: "download or archive failure",
     7: "checksum mismatch (nothing was kept)",
@@ -66,6 +68,12 @@ class BadImageError(SslinvError):
     exit_code = 3
 
 
+class BadResultError(SslinvError):
+    """A result file that cannot be used (truncated, not a result, no numbers)."""
+
+    exit_code = 3
+
+
 class CheckpointError(SslinvError):
     """A checkpoint that is missing or has a layout sslinv does not know."""
 
@@ -94,3 +102,9 @@ class UnsafeArchiveError(FetchError):
     """An archive member that would land outside the target folder. Nothing was kept."""
 
     exit_code = 8
+
+
+class NotWritableError(SslinvError):
+    """A cache or output folder that cannot be written (checked before any work starts)."""
+
+    exit_code = 1

@@ -22,6 +22,7 @@ Cache layout::
     <cache>/features/<model>/<hash>.pt     frozen features of a dataset split (+ .json sidecar)
     <cache>/results/<command>/<model>/*.json   one self-describing file per run
     <cache>/demo/<version>/                the built-in procedural demo image pool
+    <cache>/demo/report.html               the HTML report `sslinv demo` ends with
     <cache>/pretrain/<name>/               a pretraining run: checkpoint.pth.tar (latest),
                                            log.jsonl, config.json, run.lock
     <cache>/data/                          default data root (fetch-data writes here)
@@ -118,6 +119,10 @@ def results_dir(cache: Path) -> Path:
 
 def demo_dir(cache: Path, version: str) -> Path:
     return cache / "demo" / version
+
+
+def demo_report(cache: Path) -> Path:
+    return cache / "demo" / "report.html"
 
 
 def fetch_dir(data_root: Path) -> Path:

@@ -90,10 +90,33 @@ def write_result(path: Path, record: dict[str, Any]) -> None:
 
 def iter_results(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every readable result file under ``root`` (sorted by path)."""
+    for p, record, problem in scan_results(root):
+        if problem is None:
+            yield p, record
+
+
+def scan_results(root: Path) -> Iterator[tuple[Path, dict[str, Any] | None, str | None]]:
+    """Every JSON file under ``root`` (sorted by path) as ``(path, record, problem)``:
+    ``problem`` is None for a result file of this schema, else why it cannot be read as
+    one (and ``record`` is None)."""
     for p in sorted(Path(root).rglob("*.json")):
         try:
             record = cache.read_json(p)
-        except (OSError, ValueError):
+        except ValueError:
+            yield p, None, "not valid JSON (truncated or overwritten?)"
             continue
-        if isinstance(record, dict) and record.get("schema") == SCHEMA:
-            yield p, record
+        except OSError as exc:
+            yield p, None, f"cannot be read ({exc.strerror or exc})"
+            continue
+        if not isinstance(record, dict):
+            yield p, None, f"holds a JSON {_json_type(record)}, not a result object"
+        elif record.get("schema") != SCHEMA:
+            found = record.get("schema")
+            yield p, None, ("not an sslinv result file (no schema)" if found is None
+                            else f"schema {found!r}, this sslinv reads {SCHEMA!r}")
+        else:
+            yield p, record, None
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", type(None): "null", bool: "boolean"}.get(type(value), "number")

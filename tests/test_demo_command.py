@@ -91,10 +91,12 @@ def test_demo_end_to_end_json_rerun_and_report(tmp_path, monkeypatch):
     keys = [(r["command"], r["model"], r["task"]) for r in rows]
     assert len(keys) == len(set(keys)) == 3 * (18 + 2 + 2)
 
-    # The table output names the finding and the report command.
+    # The demo ends with the HTML report of its three models; the table output names it.
+    page = cache / "demo" / "report.html"
+    assert out["report"] == str(page) and all(m in page.read_text() for m in models)
     table = CliRunner().invoke(app, args[:1] + args[2:], prog_name="sslinv")
     assert table.exit_code == 0, table.output
-    assert "central finding" in table.stdout and "sslinv report --model demo-default" in table.stdout
+    assert "central finding" in table.stdout and str(page) in table.stdout
 
 
 def test_fewer_epochs_than_trained_says_what_to_pass(tmp_path, monkeypatch):

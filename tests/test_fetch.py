@@ -451,7 +451,7 @@ def test_failed_download_adds_the_record_fallback(server: Server, tmp_path: Path
     out = fetch_one(config(tmp_path, "Caltech101", mirror=server.url, retries=0))
     assert out.status == "failed" and out.exit_code == 6
     assert "HTTP 404" in out.message and "https://data.caltech.edu/records/mzrjq-6wc02" in out.message
-    assert f"{server.url}/gdrive/137RyRjvTBkBiIfeYBNZBtViDHQ6_Ewsp" in out.message
+    assert f"{server.url}/records/mzrjq-6wc02/files/caltech-101.zip" in out.message
 
 
 def test_300w_from_the_official_ibug_folder(tmp_path: Path, monkeypatch) -> None:

@@ -260,8 +260,9 @@ def fake_caltech101() -> dict[str, bytes]:
     members = {f"101_ObjectCategories/{c}/image_{i:04d}.jpg": image for c in CALTECH_CLASSES for i in (1, 2)}
     train = "".join(f"{c}/image_0001.jpg {j}\n" for j, c in enumerate(CALTECH_CLASSES))
     test = "".join(f"{c}/image_0002.jpg {j}\n" for j, c in enumerate(CALTECH_CLASSES))
-    return {"101_ObjectCategories.tar.gz": make_tar(members, "gz"),
-            "train.txt": train.encode(), "test.txt": test.encode()}
+    # CaltechDATA's caltech-101.zip wraps the original tarball.
+    wrapper = make_zip({"caltech-101/101_ObjectCategories.tar.gz": make_tar(members, "gz")})
+    return {"caltech-101.zip": wrapper, "train.txt": train.encode(), "test.txt": test.encode()}
 
 
 def fake_flowers() -> dict[str, bytes]:

@@ -152,7 +152,9 @@ def test_logistic_default_tolerance_same_test_score_as_sklearn():
     xt, yt = classification_data(n=400, seed=4, spread=0.4)
     for wd in (1.0, 30.0):
         coef, intercept, info = linear.logistic_fit(x, y, 4, wd)
-        assert info["iterations"] <= 100 and info["converged"]
+        # Stopped by tol or at float32 resolution (which of the two depends on the CPU's
+        # kernels), not cut off by max_iter: the test score below is what users rely on.
+        assert info["iterations"] < 100
         tight = LogisticRegression(C=1 / wd, max_iter=5000, tol=1e-10).fit(x.astype(np.float64), y)
         ours = ((xt @ coef.T + intercept).argmax(1) == yt).mean()
         assert 0.4 < ours < 0.99  # a problem where the answer can differ

@@ -44,6 +44,44 @@ def test_merge_equals_single_pass_in_any_split():
     torch.testing.assert_close(restored.mean, whole.mean)
 
 
+def test_in_place_update_equals_the_out_of_place_formula_and_never_aliases_state():
+    x = torch.from_numpy(_features(n=200, d=16, seed=3))
+    rs = RunningStats(16)
+    n, mean, m2 = 0, torch.zeros(16, dtype=torch.float64), torch.zeros(16, 16, dtype=torch.float64)
+    for chunk in x.split(37):
+        rs.update(chunk)
+        c = chunk.double()
+        mb = c.mean(0)
+        delta = mb - mean
+        tot = n + len(c)
+        m2 = m2 + (c - mb).T @ (c - mb) + torch.outer(delta, delta) * (n * len(c) / tot)
+        mean, n = mean + delta * (len(c) / tot), tot
+    assert rs.n == n
+    torch.testing.assert_close(rs.mean, mean, rtol=1e-14, atol=1e-12)
+    torch.testing.assert_close(rs.m2, m2, rtol=1e-13, atol=1e-10)
+    # from_state copies: updating the restored statistics leaves the saved state alone.
+    state = rs.state()
+    saved = state["m2"].clone()
+    restored = RunningStats.from_state(state)
+    restored.update(x[:5])
+    restored.merge(RunningStats.from_state(state))
+    assert torch.equal(state["m2"], saved) and torch.equal(rs.m2, saved)
+    # float64 input (which .to() would hand back as is) is not modified either.
+    xd = x.double()
+    before = xd.clone()
+    RunningStats(16).update(xd)
+    assert torch.equal(xd, before)
+
+
+def test_running_stats_on_a_device_returns_cpu_state():
+    x = torch.from_numpy(_features(n=50, d=8))
+    rs = RunningStats(8, device="cpu")
+    rs.update(x)
+    assert rs.m2.device.type == "cpu" and rs.state()["m2"].device.type == "cpu"
+    moved = RunningStats.from_state(rs.state(), device="cpu")
+    assert moved.device == torch.device("cpu") and moved.n == 50
+
+
 def test_metrics_match_scipy_mahalanobis_and_whitened_cosine():
     x = _features()
     rs = RunningStats(x.shape[1])

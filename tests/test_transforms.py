@@ -60,8 +60,8 @@ EXPECTED: dict[str, tuple] = {
         None: (256, 0, [0.0, 0.0, 192.0, 192.0], [64.0, 64.0, 64.0, 64.0]),
         16: (16, 0, [0.0, 0.0, 192.0, 192.0], [64.0, 64.0, 64.0, 64.0]),
         4: (1, 0, [0.0, 0.0, 192.0, 192.0], [0.0, 0.0, 192.0, 192.0])}),
-    "h_flip": (2, 2, "spatial", {None: (2, 0, F, T_), 16: (2, 0, F, T_), 1: (1, 0, F, F)}),
-    "v_flip": (2, 2, "spatial", {None: (2, 0, F, T_), 16: (2, 0, F, T_), 1: (1, 0, F, F)}),
+    "h_flip": (2, 2, "spatial", {None: (2, 0, F, T_), 16: (2, 0, F, T_), 2: (2, 0, F, T_)}),
+    "v_flip": (2, 2, "spatial", {None: (2, 0, F, T_), 16: (2, 0, F, T_), 2: (2, 0, F, T_)}),
     "deform": (256, 256, "spatial", {
         None: (256, 0, 10, 50), 16: (16, 0, 10, 50), 4: (4, 0, 10, 27), 1000: (256, 0, 10, 50)}),
     "grayscale": (2, 2, "appearance", {None: (2, 0, F, T_), 16: (2, 0, F, T_)}),
@@ -209,9 +209,9 @@ def test_deform_sigmas_are_tiled():
     assert values == torch.linspace(10, 50, 8).to(int).repeat(32).tolist()
 
 
-@pytest.mark.parametrize("k", [0, -3])
-def test_grid_rejects_k_below_one(k):
-    with pytest.raises(ValueError, match="k must be at least 1"):
+@pytest.mark.parametrize("k", [1, 0, -3])
+def test_grid_rejects_k_below_two(k):
+    with pytest.raises(ValueError, match="k must be at least 2"):
         get_family("rotation").grid(k, 256, 224)
 
 
@@ -346,7 +346,7 @@ def test_deform_is_dominated_by_the_affine_jitter(image):
 def test_deform_rejects_negative_seed(image):
     fam = get_family("deform")
     with pytest.raises(ValueError, match="seed"):
-        fam.view(image, fam.grid(1, 128, 112).params[0], 128, 112, seed=-1)
+        fam.view(image, fam.grid(2, 128, 112).params[0], 128, 112, seed=-1)
 
 
 # --- clean view ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sslinv.cli import options as o
 from sslinv.cli.output import handle_errors, print_json, progress_reporter
 
 #: The shared options that are not settings of the run.
-_CLI_ONLY = ("json_", "verbose", "nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")
+_CLI_ONLY = ("json_", "verbose", "refresh_cache", "nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")
 
 
 def evaluation_command(skip_bad: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -43,7 +43,13 @@ def evaluation_command(skip_bad: bool = True) -> Callable[[Callable[..., Any]], 
                                    values["rdzv_endpoint"])
             if launch.wants_relaunch:
                 raise typer.Exit(relaunch(launch))
-            return fn(runtime(**{k: v for k, v in values.items() if k not in _CLI_ONLY}), values["json_"], **kwargs)
+            from sslinv.cache import refreshing
+
+            settings = {k: v for k, v in values.items() if k not in _CLI_ONLY}
+            settings["force"] = values["force"] or values["refresh_cache"]  # --refresh-cache implies --force
+            rt = runtime(**settings)
+            with refreshing(values["refresh_cache"]):  # statistics and features recomputed too
+                return fn(rt, values["json_"], **kwargs)
 
         params = [shared["model"], *own, *(shared[n] for n in names if n != "model")]
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -56,11 +62,12 @@ def evaluation_command(skip_bad: bool = True) -> Callable[[Callable[..., Any]], 
 
 def runtime(model: str, feature_layer: str, fuse: o.Fuse, force: bool, cache_dir, data_root, device: str | None,
             precision: o.Precision, batch_size: int, workers: int | None, skip_bad: bool = False):
-    """The run's ``Runtime`` from the shared options (cache and data roots resolved)."""
+    """The run's ``Runtime`` from the shared options (cache root checked writable, data
+    root resolved)."""
     from sslinv import paths
     from sslinv.evaluate.common import Runtime
 
-    cache = paths.cache_dir(cache_dir)
+    cache = o.cache_root(cache_dir)
     return Runtime(
         model=model,
         cache_dir=cache,

@@ -34,12 +34,14 @@ def demo(
 
     Example: sslinv demo
     """
-    from sslinv import paths
     from sslinv.demo import DemoConfig, run
 
-    cfg = DemoConfig(cache_dir=paths.cache_dir(cache_dir), epochs=epochs, k=k, num_images=num_images,
+    cfg = DemoConfig(cache_dir=o.cache_root(cache_dir), epochs=epochs, k=k, num_images=num_images,
                      device=device, workers=workers, force=force)
-    result = run(cfg, RichStages(enabled=is_main_rank()))
+    from sslinv.cache import refreshing
+
+    with refreshing(force):
+        result = run(cfg, RichStages(enabled=is_main_rank()))
     if json_:
         print_json(result.summary())
         return
@@ -144,9 +146,5 @@ def render(result) -> None:
         stdout.print(f"  [{colour.get(g.get('shows'), 'yellow')}]{g['text']}[/]", highlight=False)
     stdout.print(f"  {f['note']}", highlight=False)
     how = "every step was cached" if result.cached else f"finished in {result.seconds:.0f} s"
-    names = " ".join(f"--model {m}" for m in models)
-    stdout.print(
-        f"[dim]{how}. Models: {', '.join(models)} (any command takes them by name). "
-        f"Tables, correlations and figures: sslinv report {names} --plot figures/[/]",
-        highlight=False,
-    )
+    stdout.print(f"[dim]{how}. Models: {', '.join(models)} (any command takes them by name).[/]", highlight=False)
+    stdout.print(f"The report (tables, figures, correlations; open it in a browser): {result.report}", highlight=False)

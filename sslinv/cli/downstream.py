@@ -66,8 +66,9 @@ def downstream(
                                             "the reference's files).", rich_help_panel=o.DATA)] = 0,
     split_dir: Annotated[
         Optional[Path],
-        typer.Option("--split-dir", help="Folder with published Caltech101 train.txt / test.txt split files "
-                     "to use instead of the seeded split.", show_default=False, rich_help_panel=o.DATA),
+        typer.Option("--split-dir", help="Folder with Caltech101 train.txt / test.txt split files \\[default: "
+                     "<data-root>/Caltech101 when it holds them (fetch-data installs the reference's), else "
+                     "a seeded 30-per-class draw, with a warning].", show_default=False, rich_help_panel=o.DATA),
     ] = None,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side after resizing.", rich_help_panel=o.DATA)] = 224,
     crop_size: Annotated[int, typer.Option("--crop-size", min=1, help="Centre crop size.", rich_help_panel=o.DATA)] = 224,

@@ -60,7 +60,8 @@ def fetch_data(
     mirror: Annotated[
         Optional[str],
         typer.Option("--mirror", help="A base URL that replaces the host of every download URL (a lab "
-                     "mirror) \\[default: $SSLINV_MIRROR, else the official URLs].",
+                     "mirror), or a local folder laid out the same way (file:///srv/mirror or /srv/mirror) "
+                     "\\[default: $SSLINV_MIRROR, else the official URLs].",
                      rich_help_panel=SOURCES, show_default=False),
     ] = None,
     manifest: Annotated[
@@ -107,6 +108,11 @@ def fetch_data(
     models = _expand_models(model or [])
     if not records and not models:
         raise UsageError("Name a dataset (or --all), a --model, or use --list to see what is available.")
+    o.cache_root(cache_dir)
+    if records:
+        from sslinv.cache import require_writable
+
+        require_writable(root, "--data-root (or set SSLINV_DATA_ROOT)", what="data root")
     cfg = FetchConfig(
         datasets=tuple(r.name for r in records),
         models=tuple(models),

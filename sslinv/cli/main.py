@@ -3,9 +3,17 @@ module level, so ``--help`` and shell completion answer at once."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+import warnings
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.23 carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on click
+    from click import exceptions as click_errors
 
 from sslinv import __version__
 from sslinv.cli.synthetic import synthetic
@@ -17,7 +25,52 @@ from sslinv.cli.pretrain import pretrain
 from sslinv.cli.report import report
 from sslinv.cli.demo import demo
 
+
+class SslinvGroup(TyperGroup):
+    """The root group: option errors (``--k 0``, an unknown option) become one line on
+    stderr in sslinv's error style with exit 2, as sslinv's own errors do, instead of
+    click's framed box; Python warnings raised while a command runs print as one
+    ``warning:`` line each (only their text is replaced, so code that records warnings,
+    e.g. ``pytest.warns``, still sees them)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        from sslinv.cli.output import error
+
+        def one_line(message, category, filename, lineno, line=None) -> str:
+            return f"warning: {' '.join(str(message).split())}\n"
+
+        previous = warnings.formatwarning
+        warnings.formatwarning = one_line
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click_errors.ClickException as e:
+            if not standalone_mode:
+                raise
+            message = " ".join(e.format_message().split())
+            if not message.endswith("."):
+                message += "."
+            ctx = getattr(e, "ctx", None)
+            if isinstance(e, click_errors.UsageError) and ctx is not None:
+                message += f" See: {ctx.command_path} --help"
+            error(message)
+            sys.exit(e.exit_code)
+        except click_errors.Abort:
+            if not standalone_mode:
+                raise
+            error("aborted.")
+            sys.exit(1)
+        finally:
+            warnings.formatwarning = previous
+        if not standalone_mode:
+            return rv
+        # Non-standalone click returns an Exit's code (typer.Exit(3), --help's 0) as the value.
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=SslinvGroup,
     name="sslinv",
     help="What has a self-supervised image model become invariant to, and does that explain "
     "how it transfers? (Ericsson, Gouk & Hospedales, arXiv 2111.11398)",

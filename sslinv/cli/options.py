@@ -101,6 +101,14 @@ Layer = Annotated[
 Force = Annotated[
     bool, typer.Option("--force", help="Recompute even if a finished result with identical inputs exists.", rich_help_panel=RUN)
 ]
+RefreshCache = Annotated[
+    bool,
+    typer.Option(
+        "--refresh-cache", help="Recompute the cached statistics and features this run uses, and "
+        "the results (implies --force, which alone reuses them). An unreadable cache entry is "
+        "recomputed anyway.", rich_help_panel=RUN,
+    ),
+]
 Json = Annotated[
     bool, typer.Option("--json", help="Print results as JSON on stdout (for scripts) instead of a table.", rich_help_panel=RUN)
 ]
@@ -155,11 +163,20 @@ RdzvEndpoint = Annotated[
 ]
 
 
+def cache_root(option: Path | None) -> Path:
+    """The cache root of ``--cache-dir`` (or its defaults), checked to be writable before
+    any work starts (one line and exit 1 naming the path otherwise)."""
+    from sslinv import cache, paths
+
+    return cache.require_writable(paths.cache_dir(option), "--cache-dir (or set SSLINV_CACHE_DIR)")
+
+
 def shared_options(
     model: Model,
     feature_layer: Layer = "backbone",
     fuse: FuseOpt = Fuse.cat,
     force: Force = False,
+    refresh_cache: RefreshCache = False,
     json_: Json = False,
     verbose: Verbose = False,
     cache_dir: CacheDir = None,

@@ -172,7 +172,7 @@ def pretrain(
         augmentations, default_arch = aug.parse_augment(augment), "resnet50"
         if name is None:
             raise UsageError("--augment needs --name: the name to register the trained model under.")
-    cache = paths.cache_dir(cache_dir)
+    cache = o.cache_root(cache_dir)
     cfg = PretrainConfig(
         name=name or model,
         augment=augmentations,

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, print_json, stderr, stdout
+from sslinv.cli.output import handle_errors, print_json, stderr, stdout, warn
 
 
 class Format(str, Enum):
@@ -48,8 +48,12 @@ def report(
                                             rich_help_panel=o.RUN)] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write csv/markdown/latex/json to this file instead of stdout.",
                                                    rich_help_panel=o.RUN)] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write figures (PNG and SVG) to this folder; needs pip install 'sslinv[plot]'.",
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write one self-contained HTML page (tables, figures, correlations; opens offline in any browser) to this file.",
                                                  rich_help_panel=o.RUN)] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the figures as SVG files to this folder (created if missing).",
+                                                 rich_help_panel=o.RUN)] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 3) if any result file is skipped (truncated, not a result, no numbers) instead of warning.",
+                                         rich_help_panel=o.RUN)] = False,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="List every run, not only the newest per model, task and settings.",
                                            rich_help_panel=o.RUN)] = False,
     cache_dir: o.CacheDir = None,
@@ -57,15 +61,14 @@ def report(
 ) -> None:
     """Tables, rank correlations and figures from the finished result files.
 
-    Reads only result files (never recomputes). One table per command and protocol setting: results computed with different settings (pool, resize, k, number of images...) are shown in separate tables, never mixed in one cell. Correlations are Spearman's rho across models between each invariance and each downstream score, and between synthetic and real-world invariances, as in the paper (at least three models).
+    Reads only result files (never recomputes). One table per command and protocol setting: results computed with different settings (pool, resize, k, number of images...) are shown in separate tables, never mixed in one cell. Correlations are Spearman's rho across models between each invariance and each downstream score, and between synthetic and real-world invariances, as in the paper (at least three models; p exact up to nine models). A result file that cannot be used is skipped with a warning naming it and why.
 
-    Example: sslinv report --format markdown -o results.md --plot figures/
+    Example: sslinv report --html report.html --format markdown -o results.md
     """
     from sslinv import cache, paths
-    from sslinv.errors import DataNotFoundError, UsageError
-    from sslinv.report.collect import collect
-    from sslinv.report.correlate import correlations
-    from sslinv.report.tables import pivot, to_csv, to_latex, to_markdown, to_rich
+    from sslinv.errors import BadResultError, DataNotFoundError, UsageError
+    from sslinv.report.build import build, write_html
+    from sslinv.report.tables import to_csv, to_latex, to_markdown, to_rich
 
     if command:
         bad = [c for c in command if c not in COMMANDS]
@@ -73,24 +76,35 @@ def report(
             from sslinv.registry import did_you_mean
 
             raise UsageError(f"Unknown command {bad[0]!r}.{did_you_mean(bad[0], list(COMMANDS))} Known: {', '.join(COMMANDS)}.")
+    _check_outputs(output, html, plot)
     roots = results or [paths.results_dir(paths.cache_dir(cache_dir))]
     missing = [r for r in roots if not r.is_dir()]
     if missing:
         raise DataNotFoundError(f"No results folder at {missing[0]}. Run a command first (e.g. sslinv synthetic), or pass --results DIR.")
 
-    rows = collect(roots, models=model, commands=command, tasks=dataset, all_runs=all_runs)
+    rep = build(roots, metric.value, models=model, commands=command, tasks=dataset, all_runs=all_runs)
+    if rep.skipped:
+        if strict:
+            first = rep.skipped[0]
+            raise BadResultError(f"{len(rep.skipped)} result file(s) cannot be used (--strict); first: {first.path}: "
+                                 f"{first.reason}. Delete or rerun it, or drop --strict to skip with a warning.")
+        for s in rep.skipped:
+            warn(f"skipped {s.path}: {s.reason}")
+        warn(f"skipped {len(rep.skipped)} result file(s) that cannot be used (see above); --strict fails instead.")
+    rows, tables, corrs = rep.rows, rep.tables, rep.corrs
     if not rows:
         raise DataNotFoundError(f"No result files match under {', '.join(map(str, roots))}.")
     if all_runs and format_ in (Format.table, Format.markdown, Format.latex):
         raise UsageError("--all-runs lists every run: use --format csv or json.")
-    tables = pivot(rows, metric.value)
-    corrs = correlations(tables)
 
     if plot is not None:
-        from sslinv.report.plots import plot_all
+        from sslinv.report.figures import write_figures
 
-        written = plot_all(tables, rows, corrs, plot)
-        stderr.print(f"wrote {len(written)} figure files to {plot}", highlight=False)
+        written = _writing(plot, lambda: write_figures(rep.figures, plot))
+        stderr.print(f"wrote {len(written)} figures (SVG) to {plot}", highlight=False)
+    if html is not None:
+        _writing(html, lambda: write_html(rep, html))
+        stderr.print(f"wrote the HTML report to {html}", highlight=False)
 
     if format_ == Format.table:
         for t in to_rich(tables):
@@ -102,19 +116,44 @@ def report(
             "results": [r.as_dict() for r in rows],
             "tables": [t.as_dict() for t in tables],
             "correlations": [c.as_dict() for c in corrs],
+            "skipped": [{"result_file": s.path, "reason": s.reason} for s in rep.skipped],
         }
         if output is None:
             print_json(payload)
         else:
-            cache.write_json(output, payload)
+            _writing(output, lambda: cache.write_json(output, payload))
         return
     text = {Format.csv: lambda: to_csv(rows), Format.markdown: lambda: to_markdown(tables) + _md_correlations(corrs),
             Format.latex: lambda: to_latex(tables)}[format_]()
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        with cache.atomic_path(output) as tmp:
-            tmp.write_text(text)
+        def write() -> None:
+            with cache.atomic_path(output) as tmp:
+                tmp.write_text(text)
+
+        _writing(output, write)
+
+
+def _check_outputs(output: Path | None, html: Path | None, plot: Path | None) -> None:
+    """Refuse output paths of the wrong kind before any work."""
+    from sslinv.errors import UsageError
+
+    for opt, path, example in (("--output", output, "results.csv"), ("--html", html, "report.html")):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{opt} takes a file, but {path} is a folder. Give a file name, e.g. {path / example}.")
+    if plot is not None and plot.exists() and not plot.is_dir():
+        raise UsageError(f"--plot takes a folder, but {plot} is a file. Give a folder (created if missing), e.g. figures/.")
+
+
+def _writing(path: Path, write):
+    """Run ``write``; an OSError becomes one line naming the path."""
+    from sslinv.errors import SslinvError
+
+    try:
+        return write()
+    except OSError as exc:
+        raise SslinvError(f"Cannot write {path}: {exc.strerror or exc}. Check the path and its permissions.") from None
 
 
 def _print_correlations(corrs) -> None:
@@ -123,21 +162,31 @@ def _print_correlations(corrs) -> None:
     if not corrs:
         return
     t = Table(title="Spearman rank correlation across models", title_justify="left")
-    for col in ("invariance / x", "y", "rho", "p", "models"):
-        t.add_column(col, justify="right" if col in ("rho", "p", "models") else "left")
+    for col in ("invariance / x", "y", "rho", "n", "p"):
+        t.add_column(col, justify="right" if col in ("rho", "p", "n") else "left")
     for c in corrs:
-        rho = "n/a" if c.rho is None else f"{c.rho:+.3f}"
-        p = c.note if c.p_value is None else f"{c.p_value:.3g}"
-        t.add_row(f"{c.x_command}:{c.x_task}", f"{c.y_command}:{c.y_task}", rho, p, str(c.n_models))
+        t.add_row(c.x, c.y, _rho(c), str(c.n_models), _p(c))
     stdout.print(t)
+    stdout.print(_P_NOTE, highlight=False)
+
+
+_P_NOTE = ("[dim]n: models with both numbers. p: two-sided; (exact) enumerates every ordering of the models, "
+           "(t) is the t approximation used above nine models. With n models p cannot go below 2/n! "
+           "(n = 3: 0.33, 4: 0.083, 5: 0.017).[/]")
+
+
+def _rho(c) -> str:
+    return "n/a" if c.rho is None else f"{c.rho:+.3f}"
+
+
+def _p(c) -> str:
+    return c.note if c.p_value is None else f"{c.p_value:.3g} ({c.p_method})"
 
 
 def _md_correlations(corrs) -> str:
     if not corrs:
         return ""
-    lines = ["### Spearman rank correlation across models", "", "| x | y | rho | p | models |", "|---|---|---:|---:|---:|"]
+    lines = ["### Spearman rank correlation across models", "", "| x | y | rho | n | p |", "|---|---|---:|---:|---:|"]
     for c in corrs:
-        rho = "n/a" if c.rho is None else f"{c.rho:+.3f}"
-        p = c.note if c.p_value is None else f"{c.p_value:.3g}"
-        lines.append(f"| {c.x_command}:{c.x_task} | {c.y_command}:{c.y_task} | {rho} | {p} | {c.n_models} |")
+        lines.append(f"| {c.x} | {c.y} | {_rho(c)} | {c.n_models} | {_p(c)} |")
     return "\n".join(lines) + "\n"

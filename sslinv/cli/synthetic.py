@@ -35,7 +35,8 @@ def synthetic(
     ],
     k: Annotated[
         Optional[int],
-        typer.Option("--k", min=1, help="Coarsen each grid to about k parameter values \\[default: the paper's, 256 for most].",
+        typer.Option("--k", min=2, help="Coarsen each grid to about k parameter values (at least 2; two-valued "
+                     "families stay at 2) \\[default: the paper's, 256 for most].",
                      show_default=False, rich_help_panel=o.RUN),
     ] = None,
     data: Annotated[

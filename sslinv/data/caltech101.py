@@ -18,14 +18,17 @@ Classes are the 102 folders in sorted order (``BACKGROUND_Google`` = 0, ... ``yi
 
 Split (protocol section 5: 30 training images per class, the rest test):
 
-- default: derived in memory from ``seed``: per class, in folder order, 30 *distinct*
-  images drawn with ``numpy.random.RandomState(seed)`` (``choice`` without replacement,
-  sorted); every other image is test. Nothing is written into the data folder.
-- ``split_dir``: read ``train.txt`` / ``test.txt`` (one ``<class>/<file> <label>`` per
-  line, paths relative to ``101_ObjectCategories``; LF or CRLF), e.g. the files of
-  linusericsson/ssl-transfer that the reference's authors used, for an exact comparison
-  with their numbers. Lines are used as they are, duplicates included (the 2021 version
-  of that ``train.txt`` drew with replacement: 3,060 lines, 2,416 distinct images).
+- default: the split files ``<root>/train.txt`` / ``test.txt`` when both are present,
+  as the reference reads them (``sslinv fetch-data Caltech101`` installs the files of
+  linusericsson/ssl-transfer that the reference's authors used there). ``split_dir``
+  names another folder holding them. One ``<class>/<file> <label>`` per line, paths
+  relative to ``101_ObjectCategories``; LF or CRLF. Lines are used as they are,
+  duplicates included (the 2021 version of that ``train.txt`` drew with replacement:
+  3,060 lines, 2,416 distinct images).
+- fallback, without split files: derived in memory from ``seed``: per class, in folder
+  order, 30 *distinct* images drawn with ``numpy.random.RandomState(seed)`` (``choice``
+  without replacement, sorted); every other image is test. A warning says so, and the
+  result file records the split's ``source``. Nothing is written into the data folder.
 """
 
 from __future__ import annotations
@@ -150,6 +153,8 @@ def load(root: Path, split: str, seed: int = 0, split_dir: Path | None = None):
         raise ValueError(f"split must be 'trainval' or 'test', not {split!r}")
     root = Path(root)
     folder = root / IMAGES
+    if split_dir is None and all((root / f"{name}.txt").is_file() for name in ("train", "test")):
+        split_dir = root  # the reference's split files, where fetch-data installs them
     if split_dir is not None:
         if not folder.is_dir():
             raise _missing(root, f"no folder {IMAGES}")
@@ -161,6 +166,15 @@ def load(root: Path, split: str, seed: int = 0, split_dir: Path | None = None):
         idx = train if split == "trainval" else test
         files, labels = [all_files[i] for i in idx], all_labels[idx]
         source = f"seeded split (seed {seed}, {TRAIN_PER_CLASS} per class)"
+        if split == "trainval":
+            import warnings
+
+            warnings.warn(
+                f"Caltech101: no train.txt / test.txt in {root}, so the split is sslinv's seeded draw "
+                f"(seed {seed}, {TRAIN_PER_CLASS} per class), not the reference's split files. "
+                "Run: sslinv fetch-data Caltech101 to install them (or pass --split-dir).",
+                stacklevel=2,
+            )
     return Split(
         dataset=NAME, split=split, targets=labels, files=tuple(folder / f for f in files),
         fingerprint=_fingerprint(folder, files), source=source,

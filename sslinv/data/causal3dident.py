@@ -92,7 +92,15 @@ def load_split(root: Path, split: str) -> Causal3DIdentSplit:
     latents: list[np.ndarray] = []
     for i, d in classes:
         names = sorted((n for n, _ in files_matching(d, _IMAGE)), key=natural_key)
-        arr = np.load(folder / f"{kind}_{i}.npy", allow_pickle=False)
+        latents_file = folder / f"{kind}_{i}.npy"
+        try:
+            arr = np.load(latents_file, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:  # truncated, or not a .npy file at all
+            raise not_found(
+                DIRNAME, root, _EXPECT,
+                detail=f"Causal3DIdent under {folder} is damaged: {latents_file} cannot be read "
+                f"({' '.join(str(e).split())[:160]}; truncated or not a .npy file)",
+            ) from None
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[0] != len(names):

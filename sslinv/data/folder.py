@@ -43,12 +43,33 @@ class ImagePool:
 
 
 def _walk_images(root: Path) -> list[str]:
+    """Relative paths of the image files under ``root``, each real file once.
+
+    Links are followed (a pool assembled from symlinks is common), but a folder already
+    visited (a symlink loop, or two links to one folder) is not entered again, and a file
+    reached twice is kept under its first path in sorted order.
+    """
     found = []
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen_dirs:  # reached again through a link
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in filenames:
+        for f in sorted(filenames):
             if not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS):
-                found.append(os.path.relpath(os.path.join(dirpath, f), root))
+                path = os.path.join(dirpath, f)
+                try:
+                    fst = os.stat(path)
+                except OSError:  # a dangling link
+                    continue
+                if (fst.st_dev, fst.st_ino) in seen_files:
+                    continue
+                seen_files.add((fst.st_dev, fst.st_ino))
+                found.append(os.path.relpath(path, root))
     return sorted(found)
 
 
@@ -78,13 +99,40 @@ def scan_pool(root: Path, name: str | None = None, hint: str = "") -> ImagePool:
     )
 
 
+def to_rgb8(im):
+    """A PIL image of any mode as 8-bit RGB, keeping the full range of deep images.
+
+    PIL's ``convert("RGB")`` clips 16-bit greyscale (``I;16*``, and ``I`` as older PIL
+    opens 16-bit PNGs) at 255, which turns a normal 16-bit picture nearly white; here it
+    is scaled (``round(v / 257)``: 0 -> 0, 65535 -> 255). Float images (``F``) in [0, 1]
+    are scaled by 255, other float ranges clipped to [0, 255]. Everything else (L, P, LA,
+    RGBA, CMYK, 1) converts as PIL does.
+    """
+    from PIL import Image
+
+    if im.mode.startswith("I") or im.mode == "F":
+        import numpy as np
+
+        arr = np.asarray(im)
+        if im.mode == "F":
+            arr = arr.astype(np.float64)
+            scale = 255.0 if arr.size and np.nanmax(arr) <= 1.0 else 1.0
+            grey = np.clip(np.nan_to_num(arr) * scale, 0, 255)
+        else:
+            grey = np.clip(arr.astype(np.float64), 0, 65535) / 257.0
+        grey = np.rint(grey).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return im.convert("RGB")
+
+
 def load_rgb(path: Path):
-    """Decode an image file as RGB PIL image; a corrupt file raises BadImageError naming it."""
+    """Decode an image file as 8-bit RGB PIL image (deep images scaled, see ``to_rgb8``);
+    a corrupt file raises BadImageError naming it. Every loader decodes through this."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return to_rgb8(im)
     except (OSError, ValueError, SyntaxError) as exc:  # PIL's decode errors
         raise BadImageError(
             f"Cannot read image {path}: {exc}. Remove or replace it, or pass --skip-bad "

@@ -45,12 +45,19 @@ Progress = Callable[[int], None]
 
 
 class RunningStats:
-    """Streaming count, mean and centred scatter matrix (float64)."""
+    """Streaming count, mean and centred scatter matrix (float64).
 
-    def __init__(self, dim: int) -> None:
+    The scatter matrix is one preallocated d x d buffer updated in place (``addmm_`` for
+    the batch's scatter, ``addr_`` for Chan's correction), so a batch costs one matrix
+    product and no d x d temporaries. ``device`` keeps the buffers beside the model (a
+    GPU accumulates in float64 there); ``state()`` always returns CPU tensors.
+    """
+
+    def __init__(self, dim: int, device: torch.device | str | None = None) -> None:
+        self.device = torch.device("cpu" if device is None else device)
         self.n = 0
-        self.mean = torch.zeros(dim, dtype=torch.float64)
-        self.m2 = torch.zeros(dim, dim, dtype=torch.float64)
+        self.mean = torch.zeros(dim, dtype=torch.float64, device=self.device)
+        self.m2 = torch.zeros(dim, dim, dtype=torch.float64, device=self.device)
 
     @property
     def dim(self) -> int:
@@ -58,25 +65,29 @@ class RunningStats:
 
     def update(self, x: torch.Tensor) -> None:
         """Add a batch of rows ``x`` (b x d)."""
-        x = x.detach().to("cpu", torch.float64)
+        x = x.detach().to(self.device, torch.float64)
         b = x.shape[0]
         if b == 0:
             return
         mean_b = x.mean(0)
-        centred = x - mean_b
-        m2_b = centred.T @ centred
-        self._combine(b, mean_b, m2_b)
+        centred = x - mean_b  # b x d: small next to d x d
+        self.m2.addmm_(centred.T, centred)
+        self._shift(b, mean_b)
 
     def merge(self, other: RunningStats) -> None:
         if other.n:
-            self._combine(other.n, other.mean, other.m2)
+            self.m2.add_(other.m2.to(self.device))
+            self._shift(other.n, other.mean.to(self.device))
 
-    def _combine(self, n_b: int, mean_b: torch.Tensor, m2_b: torch.Tensor) -> None:
+    def _shift(self, n_b: int, mean_b: torch.Tensor) -> None:
+        """Chan et al.'s update of the mean and the cross term, once ``n_b`` rows with mean
+        ``mean_b`` have had their own scatter added to ``m2``."""
         n_a = self.n
         n = n_a + n_b
         delta = mean_b - self.mean
-        self.mean = self.mean + delta * (n_b / n)
-        self.m2 = self.m2 + m2_b + torch.outer(delta, delta) * (n_a * n_b / n)
+        if n_a:
+            self.m2.addr_(delta, delta, alpha=n_a * n_b / n)
+        self.mean.add_(delta, alpha=n_b / n)
         self.n = n
 
     def covariance(self) -> torch.Tensor:
@@ -86,12 +97,16 @@ class RunningStats:
         return self.m2 / (self.n - 1)
 
     def state(self) -> dict[str, Any]:
-        return {"n": self.n, "mean": self.mean, "m2": self.m2}
+        return {"n": self.n, "mean": self.mean.cpu(), "m2": self.m2.cpu()}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RunningStats:
-        s = cls(state["mean"].numel())
-        s.n, s.mean, s.m2 = int(state["n"]), state["mean"], state["m2"]
+    def from_state(cls, state: dict[str, Any], device: torch.device | str | None = None) -> RunningStats:
+        s = cls.__new__(cls)
+        s.device = torch.device("cpu" if device is None else device)
+        # Copies: updates happen in place and must not write into the caller's tensors.
+        s.n = int(state["n"])
+        s.mean = state["mean"].to(s.device, torch.float64, copy=True)
+        s.m2 = state["m2"].to(s.device, torch.float64, copy=True)
         return s
 
 

@@ -477,6 +477,9 @@ class _PartJob:
                     raise _Transient(f"HTTP {e.code} {e.reason}", _retry_after(e.headers)) from None
                 raise _UrlFailed(f"HTTP {e.code} {e.reason}") from None
         except urllib.error.URLError as e:
+            if urllib.parse.urlsplit(url).scheme == "file":  # a local mirror: retrying will not help
+                reason = getattr(e.reason, "strerror", None) or e.reason
+                raise _UrlFailed(f"cannot read the local file ({reason})") from None
             if isinstance(e.reason, socket.gaierror) and e.reason.errno != socket.EAI_AGAIN:
                 raise _UrlFailed(f"unknown host ({e.reason})") from None  # retrying will not help
             if isinstance(e.reason, OSError):

@@ -16,14 +16,15 @@ import glob
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from sslinv.errors import FetchError
+from sslinv.errors import ChecksumError, FetchError
 from sslinv.fetch.extract import Mapper, copy_tree, extract
 from sslinv.fetch.records import Resource
 from sslinv.reporting import Reporter
 
-__all__ = ["apply_resource", "find_root", "fixed_mapper"]
+__all__ = ["apply_resource", "find_root", "fixed_mapper", "unwrap"]
 
 
 def _included(rel: str, include: tuple[str, ...]) -> bool:
@@ -107,6 +108,47 @@ def _move_selected(src: Path, dest: Path, include: tuple[str, ...]) -> int:
     return moved
 
 
+def unwrap(res: Resource, source: Path, folder: Path, reporter: Reporter, what: str) -> Path:
+    """The archive ``res.inner`` taken out of the wrapper ``source`` into ``folder`` and
+    checked against its recorded hashes (the wrapper itself was checked by the caller).
+    A file that already is the inner archive (not a zip) is checked and used as it is."""
+    from sslinv.fetch.download import (
+        essential,
+        hash_file,
+        mismatches,
+        normalise_expected,
+    )
+    from sslinv.fetch.extract import sniff
+
+    name = res.inner
+    assert name is not None
+    if sniff(source) == "zip":
+        n = extract(source, folder, lambda rel: name if rel.rsplit("/", 1)[-1] == name else None,
+                    reporter, f"taking {name} out of {source.name}")
+        if n == 0:
+            raise FetchError(
+                f"{what} holds no {name}: it is not the archive sslinv expects (or its layout "
+                "changed). Check the file, or pass the unpacked folder with --from."
+            )
+        inner = folder / name
+    else:
+        inner = source
+    expected = essential(normalise_expected(res.inner_checksums))
+    if expected:
+        digests = hash_file(inner, ["sha256", *sorted(a for a in expected if a != "sha256")], reporter,
+                            f"verifying {name}")
+        bad = mismatches(digests, expected)
+        if bad:
+            raise ChecksumError(
+                f"{name} inside {source.name} is not the recorded original ("
+                + "; ".join(f"expected {a} {e}, got {g}" for a, e, g in bad)
+                + f"), although {source.name} passed its own checksum: the host may have repackaged "
+                "it. Nothing was installed. If you trust the file, unpack "
+                f"{name} from it and pass the unpacked folder with --from."
+            )
+    return inner
+
+
 def apply_resource(
     res: Resource, source: Path, staging: Path, reporter: Reporter, what: str
 ) -> int:
@@ -121,6 +163,14 @@ def apply_resource(
         except OSError:
             shutil.copy2(source, target)
         return 1
+
+    if res.inner and source.is_file():
+        inner_dir = Path(tempfile.mkdtemp(dir=staging, prefix=".inner-"))
+        try:
+            inner = unwrap(res, source, inner_dir, reporter, what)
+            return apply_resource(replace(res, inner=None), inner, staging, reporter, what)
+        finally:
+            shutil.rmtree(inner_dir, ignore_errors=True)
 
     if not res.root.startswith("find:"):
         mapper = fixed_mapper(res)

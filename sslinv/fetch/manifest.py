@@ -6,8 +6,10 @@ the mirror's own path (if any) is put in front of the URL's path; the query is k
 Google Drive links, whose path holds no file name, become ``<mirror>/gdrive/<file id>``.
 So ``--mirror http://data.lab:8000/sslinv`` turns
 ``https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz`` into
-``http://data.lab:8000/sslinv/~kriz/cifar-10-python.tar.gz``. ``sslinv fetch-data
---list --json --mirror URL`` prints every URL a mirror must serve.
+``http://data.lab:8000/sslinv/~kriz/cifar-10-python.tar.gz``. A local folder works the
+same way (``--mirror file:///srv/mirror`` or ``--mirror /srv/mirror``: the file
+``/srv/mirror/~kriz/cifar-10-python.tar.gz``), the common case on an air-gapped cluster.
+``sslinv fetch-data --list --json --mirror URL`` prints every URL a mirror must serve.
 
 **Manifest** (``--manifest FILE``, JSON or TOML): adds or overrides URLs and checksums of
 datasets and zoo models; the archive type and the layout steps always come from
@@ -50,16 +52,36 @@ _DRIVE_HOSTS = ("drive.google.com", "docs.google.com", "drive.usercontent.google
 # ----------------------------------------------------------------------------- mirror
 
 
+def _mirror_base(mirror: str) -> urllib.parse.SplitResult:
+    """The mirror as a URL: ``http(s)://host/path``, ``file:///folder``, or a plain path to
+    a local folder (absolute, ``~``, ``./``, ``../``, or an existing folder) as a file URL."""
+    text = mirror.strip()
+    m = urllib.parse.urlsplit(text.rstrip("/"))
+    if m.scheme == "file":
+        if m.netloc not in ("", "localhost"):
+            raise UsageError(f"--mirror {mirror!r}: a file:// mirror must be local (file:///folder).")
+        return m._replace(netloc="")
+    if m.scheme and m.netloc:
+        return m
+    local = Path(text).expanduser()
+    if text.startswith(("/", "~", "./", "../")) or local.is_dir():
+        return urllib.parse.urlsplit(local.resolve().as_uri().rstrip("/"))
+    raise UsageError(
+        f"--mirror {mirror!r} is not a URL or a local folder; give e.g. http://data.lab:8000/sslinv, "
+        "file:///srv/sslinv-mirror or /srv/sslinv-mirror."
+    )
+
+
 def mirror_url(url: str, mirror: str) -> str:
     """``url`` served from ``mirror`` instead (see the module docstring for the rule)."""
-    m = urllib.parse.urlsplit(mirror.strip().rstrip("/"))
-    if not m.scheme or not m.netloc:
-        raise UsageError(f"--mirror {mirror!r} is not a URL; give e.g. http://data.lab:8000/sslinv")
+    m = _mirror_base(mirror)
     u = urllib.parse.urlsplit(url)
     path, query = u.path, u.query
     if u.hostname in _DRIVE_HOSTS:
         file_id = dict(urllib.parse.parse_qsl(u.query)).get("id") or posixpath.basename(u.path.rstrip("/"))
         path, query = f"/gdrive/{file_id}", ""
+    if m.scheme == "file":
+        query = ""  # a folder holds plain file names
     return urllib.parse.urlunsplit((m.scheme, m.netloc, m.path + path, query, ""))
 
 
@@ -115,9 +137,11 @@ def _read(path: Path) -> Any:
         return json.loads(text)
     except (ValueError, ImportError) as e:
         kind = "TOML" if is_toml else "JSON"
+        reason = " ".join(str(e).split())
         raise UsageError(
-            f"The manifest {path} is not valid {kind} ({e}). Give a .json file, or a .toml file "
-            'like: [COIL100]\\nurl = "http://mirror/coil-100.zip"\\nsha256 = "<hex>"'
+            f"The manifest {path} is not valid {kind} ({reason}). Give a .json file like "
+            '{"COIL100": {"url": "http://mirror/coil-100.zip", "sha256": "<hex>"}}, or a .toml file '
+            'with a [COIL100] table holding url = "..." and sha256 = "..." lines.'
         ) from None
 
 
@@ -195,15 +219,24 @@ def _checksums(entry: Mapping[str, Any], where: str) -> dict[str, str]:
         raise UsageError(f"Manifest {where}: {e}.") from None
 
 
-def _override(resource: Resource, entry: Mapping[str, Any], where: str) -> Resource:
+def _override(resource: Resource, entry: Mapping[str, Any], where: str, as_inner: bool = False) -> Resource:
+    """``resource`` with the entry's URLs and checksums. ``as_inner``: the entry serves the
+    archive a wrapper download holds (e.g. 101_ObjectCategories.tar.gz itself, not
+    caltech-101.zip), which is then checked against that archive's own recorded hashes."""
     _check_keys(entry, _FILE_KEYS, where)
     changes: dict[str, Any] = {}
+    if as_inner:
+        resource = dataclasses.replace(
+            resource, filename=resource.inner, size=None, sha256=resource.inner_sha256,
+            md5=resource.inner_md5, sha1=None,
+        )
     urls = _urls(entry, where)
     if urls:
         changes["urls"] = urls
     sums = _checksums(entry, where)
     if sums:  # a new checksum replaces the published ones: it may be a repackaged file
         changes.update(sha256=sums.get("sha256"), md5=sums.get("md5"), sha1=sums.get("sha1"))
+        changes.update(inner_sha256=None, inner_md5=None)  # the lab's checksum vouches for it
     if "size" in entry:
         if not isinstance(entry["size"], int) or entry["size"] < 0:
             raise UsageError(f"Manifest {where}: 'size' must be a number of bytes.")
@@ -224,11 +257,18 @@ def _apply_entry(record: DatasetRecord, entry: Mapping[str, Any], path: Path | N
     where = f"{path}: {record.name}" if path else record.name
     resources = list(record.resources)
     names = [r.filename for r in resources]
+    inner = {r.inner: i for i, r in enumerate(resources) if r.inner}
     files = entry.get("files")
     if files is not None:
         if not isinstance(files, dict):
             raise UsageError(f"Manifest {where}: 'files' must map file names to entries.")
         for fname, sub in files.items():
+            if fname in inner:
+                if not isinstance(sub, dict):
+                    raise UsageError(f"Manifest {where}: files[{fname!r}] must be a table.")
+                i = inner[fname]
+                resources[i] = _override(resources[i], sub, f"{where}: {fname}", as_inner=True)
+                continue
             if fname not in names:
                 known = [n for n in names if n]
                 raise UsageError(
@@ -246,6 +286,10 @@ def _apply_entry(record: DatasetRecord, entry: Mapping[str, Any], path: Path | N
         else:
             base = posixpath.basename(urllib.parse.urlsplit(_urls(top, where)[0]).path) if _urls(top, where) else None
             named = top.get("filename", base)
+            if named in inner:
+                i = inner[named]
+                resources[i] = _override(resources[i], top, where, as_inner=True)
+                return dataclasses.replace(record, resources=tuple(resources))
             if named not in names:
                 raise UsageError(
                     f"Manifest {where}: {record.name} has {len(resources)} files "

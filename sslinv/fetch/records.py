@@ -15,6 +15,8 @@ downloads against it (see :mod:`sslinv.fetch.install`).
 Layout steps, per resource:
 
 - a plain file (``extract=False``) is placed at ``dest`` (default: its file name);
+- a wrapper (``inner``): the archive of that name inside the download is taken out and
+  checked against its own recorded hashes, then unpacked as below;
 - an archive (zip or tar, type detected from its bytes) is unpacked so that the folder
   ``root`` inside it lands at ``dest`` inside the dataset folder, keeping only members
   whose path below ``root`` matches one of the ``include`` patterns (fnmatch; ``*``
@@ -56,6 +58,16 @@ class Resource:
     root: str = ""  # archive folder that lands at dest: "", "a/b", "*" or "find:PATTERN"
     include: tuple[str, ...] = ()  # fnmatch patterns below root; () keeps everything
     source: str = ""  # where the facts come from
+    # A download that wraps the real archive (CaltechDATA's zip around the original
+    # tarball): the file of this name inside it is taken out, checked against these
+    # hashes, and unpacked by the steps above.
+    inner: str | None = None
+    inner_sha256: str | None = None
+    inner_md5: str | None = None
+
+    @property
+    def inner_checksums(self) -> dict[str, str]:
+        return {k: v for k, v in (("sha256", self.inner_sha256), ("md5", self.inner_md5)) if v}
 
     @property
     def checksums(self) -> dict[str, str]:
@@ -188,18 +200,21 @@ _add(DatasetRecord(
     licence="licence not stated by the sources; cite Fei-Fei, Fergus & Perona (2004)",
     homepage="https://data.caltech.edu/records/mzrjq-6wc02",
     resources=(
+        # The Drive copy answers 404 since mid-2025 (pytorch/vision 9097, 9192) and the
+        # vision.caltech.edu address only redirected to it; torchvision moved to CaltechDATA.
+        # Its zip wraps the original tarball, which keeps its own recorded hashes.
         Resource(
-            "101_ObjectCategories.tar.gz",
-            urls=(
-                gdrive("137RyRjvTBkBiIfeYBNZBtViDHQ6_Ewsp"),
-                "http://www.vision.caltech.edu/Image_Datasets/Caltech101/101_ObjectCategories.tar.gz",
-            ),
-            size=131_740_031,
-            md5="b224c7392d521a49829488ab0f1120d9",
-            sha256="af6ece2f339791ca20f855943d8b55dd60892c0a25105fcd631ee3d6430f9926",
+            "caltech-101.zip",
+            urls=("https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip?download=1",),
+            size=137_414_764,
+            sha256="331234750fc7f77520e50d9565e8b6907b03565e30320da1401130db08c61f91",
+            inner="101_ObjectCategories.tar.gz",
+            inner_md5="b224c7392d521a49829488ab0f1120d9",
+            inner_sha256="af6ece2f339791ca20f855943d8b55dd60892c0a25105fcd631ee3d6430f9926",
             dest="caltech101",
             include=("101_ObjectCategories/*",),
-            source="torchvision caltech.py (md5, Drive id), TFDS (size, sha256)",
+            source="CaltechDATA record mzrjq-6wc02 (URL); TFDS caltech101 checksums.tsv (zip size, "
+            "sha256); inner tarball: torchvision caltech.py (md5), TFDS (sha256)",
         ),
         # The split of the paper's sibling repo (version contemporaneous with the paper).
         Resource(
@@ -216,9 +231,9 @@ _add(DatasetRecord(
         ),
     ),
     fallback=(
-        "If Google Drive refuses (quota), download caltech-101.zip from "
-        "https://data.caltech.edu/records/mzrjq-6wc02, take 101_ObjectCategories.tar.gz out "
-        "of it and pass it with --from."
+        "Download caltech-101.zip from https://data.caltech.edu/records/mzrjq-6wc02 in a "
+        "browser and pass it with --from (or unpack 101_ObjectCategories.tar.gz from it and "
+        "pass the folder holding 101_ObjectCategories/)."
     ),
 ))
 
@@ -273,7 +288,12 @@ _add(DatasetRecord(
     homepage="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
     resources=(
         Resource(
-            "img_align_celeba.zip", urls=(gdrive("0B7EVK8r0v71pZjFTYXZWM3FlRnM"),),
+            "img_align_celeba.zip",
+            urls=(
+                gdrive("0B7EVK8r0v71pZjFTYXZWM3FlRnM"),
+                # The same file (same sha256) as pytorch/tutorials' DCGAN tutorial serves it.
+                "https://s3.amazonaws.com/pytorch-tutorial-assets/img_align_celeba.zip",
+            ),
             size=1_443_490_838,
             md5="00d2c5bc6d35e252742224ab0c1e8fcb",
             sha256="46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
@@ -329,14 +349,12 @@ _add(DatasetRecord(
     module="lsp",
     title="Leeds Sports Pose (2,000 images, 14 joints)",
     licence="no explicit licence; cite Johnson & Everingham, BMVC 2010",
-    homepage="http://sam.johnson.io/research/lsp.html",
+    homepage="https://sam.johnson.io/research/lsp.html",
     resources=(
         Resource(
             "lsp_dataset.zip",
-            urls=(
-                "http://sam.johnson.io/research/lsp_dataset.zip",
-                "http://www.comp.leeds.ac.uk/mat4saj/lsp_dataset.zip",
-            ),
+            # The comp.leeds.ac.uk mirror is dead; sam.johnson.io answers over https.
+            urls=("https://sam.johnson.io/research/lsp_dataset.zip",),
             # images/ and joints.mat sit at the zip's root; "find:" also accepts a copy
             # repacked under an lsp_dataset/ folder.
             root="find:joints.mat", include=("images/*", "joints.mat", "README.txt"),
@@ -356,7 +374,7 @@ _add(DatasetRecord(
     resources=(
         Resource(
             "coil-100.zip",
-            urls=("http://www.cs.columbia.edu/CAVE/databases/SLAM_coil-20_coil-100/coil-100/coil-100.zip",),
+            urls=("https://www.cs.columbia.edu/CAVE/databases/SLAM_coil-20_coil-100/coil-100/coil-100.zip",),
             size=130_688_843,
             sha256="fcb4b8b01c0778f416d8d7a09f45082c4f7075cc74743dcddd5c44307bd4afe7",
             root="coil-100", include=("obj*__*.png",),  # flat, as the reference reads it
@@ -432,9 +450,9 @@ _add(DatasetRecord(
         # split is the default here; a manifest can point at the training archive.
         Resource(
             None,
-            urls=(
-                gdrive("1k_L2I63NpjDbhFFfHinwF7_2KjTIiipk"),
+            urls=(  # the authors' order: sync.com, then the Drive mirror
                 "https://ln2.sync.com/dl/49a6738c0/3m3imxpe-w6eqiczn-vripaqcf-jpswtcfr",
+                gdrive("1k_L2I63NpjDbhFFfHinwF7_2KjTIiipk"),
             ),
             root="find:INPUT_IMAGES", include=("INPUT_IMAGES/*", "GT_IMAGES/*"),
             source="mahmoudnafifi/Exposure_Correction README (links); layout from the reference",
@@ -475,33 +493,37 @@ _add(DatasetRecord(
     licence="CC BY 4.0",
     homepage="http://cg.postech.ac.kr/research/RealBlur/",
     resources=(
+        # RealBlur.zip on cg.postech.ac.kr appeared only in a script the authors deleted the
+        # same day (2020); the release is RealBlur.tar.gz on their cgdata share (README).
         Resource(
-            None, urls=("http://cg.postech.ac.kr/research/RealBlur/RealBlur.zip",),
+            "RealBlur.tar.gz", urls=("https://cgdata.postech.ac.kr/sharing/YhKdbtvD0",),
             root="find:RealBlur-J_ECC_IMCORR_centroid_itensity_ref",
             include=("RealBlur-J_ECC_IMCORR_centroid_itensity_ref/*",),
-            source="rimchang/RealBlur download_dataset.sh @ 5c90ed5 (URL), link_file.sh (layout)",
+            source="rimchang/RealBlur README (share), extract_tar_link_file.sh (archive name), "
+            "link_file.sh (layout); no published checksum or size",
         ),
     ),
     fallback=(
-        "The current archive is RealBlur.tar.gz, shared from https://cgdata.postech.ac.kr/"
-        "sharing/YhKdbtvD0 and a Google Drive folder (see http://cg.postech.ac.kr/research/"
-        "RealBlur/); download it in a browser and pass it with --from."
+        "The share is a web page: if it does not hand over the file, open "
+        "https://cgdata.postech.ac.kr/sharing/YhKdbtvD0 (or the Google Drive folder "
+        "https://drive.google.com/drive/folders/1xUNAAVzLhNQuGriKTk1hrE-MT-H_56fq) in a browser, "
+        "download RealBlur.tar.gz and pass it with --from."
     ),
 ))
 
-_ZENODO = "https://zenodo.org/record/4784282/files/"
+_ZENODO = "https://zenodo.org/records/4784282/files/"  # /record/ redirects here
 _add(DatasetRecord(
     name="Causal3DIdent",
     module="causal3dident",
     title="Causal3DIdent (7 object classes, 10 latent factors; 250,000 train / 25,000 test)",
     licence="see Zenodo record 4784282; cite von Kuegelgen et al., NeurIPS 2021",
-    homepage="https://zenodo.org/record/4784282",
+    homepage="https://zenodo.org/records/4784282",
     resources=tuple(
         # trainset/ (or testset/) holds images_0..6/ and latents_0..6.npy; nothing else may
         # be a folder there (ImageFolder classes), so only those are kept.
         Resource(
             f"{split}.tar.gz",
-            urls=(f"{_ZENODO}{split}.tar.gz", f"https://zenodo.org/records/4784282/files/{split}.tar.gz"),
+            urls=(f"{_ZENODO}{split}.tar.gz", f"https://zenodo.org/record/4784282/files/{split}.tar.gz"),
             md5=md5, dest=split, root="find:images_0",
             include=("images_*/*", "latents_*.npy", "raw_latents_*.npy"),
             source="nmichlo/disent Causal3dIdent data (full-file md5); layout from SSLID and the reference",

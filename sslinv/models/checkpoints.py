@@ -111,11 +111,34 @@ def _torch_load(path: Path) -> Any:
         with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        reason = (str(e).strip().splitlines() or [""])[0][:300]
-        raise CheckpointError(
-            f"{path} is not a loadable PyTorch checkpoint ({type(e).__name__}: {reason}). "
-            "Give a file written by torch.save (a .pth / .pth.tar / .pt checkpoint)."
-        ) from e
+        raise CheckpointError(_unloadable(path, e)) from e
+
+
+def _unloadable(path: Path, e: Exception) -> str:
+    """Why ``path`` cannot be loaded, without PyTorch's advice to turn the safety check off
+    (that advice would run whatever code a malicious file carries)."""
+    import re
+
+    text = str(e)
+    if "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            return (
+                f"{path} holds Python objects beyond weights ({found.group(1)}), which sslinv does not "
+                "load: checkpoints are read with torch.load(weights_only=True), which accepts tensors, "
+                "dicts, lists, numbers, strings and argparse.Namespace. If you trust the file, save "
+                "its weights once as a plain state dict, e.g. torch.save({'state_dict': "
+                "ckpt['state_dict']}, 'clean.pth') in the code that wrote it, and pass that file."
+            )
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        reason = detail.group(1).strip() if detail else "not a pickle torch.load can read"
+    else:
+        reason = " ".join(text.split()).split(". ")[0][:200]  # its first sentence
+    return (
+        f"{path} is not a loadable PyTorch checkpoint ({type(e).__name__}: {reason}); it may be "
+        "truncated or another kind of file. Give a file written by torch.save "
+        "(a .pth / .pth.tar / .pt checkpoint)."
+    )
 
 
 def _tensor_items(obj: Mapping) -> dict[str, torch.Tensor]:

@@ -39,6 +39,7 @@ from sslinv.models.resnet import ARCHS
 from sslinv.models.zoo import (
     CHECKPOINT_SUFFIX,
     MODELS,
+    PAPER_MODEL_STANDINS,
     UNSUPPORTED,
     ModelRecord,
     checkpoint_names,
@@ -82,9 +83,11 @@ def resolve_member(name: str, cache: Path) -> _Source:
             return _Source(name, record)
         path = checkpoint_path(cache, name)
         if not path.is_file():
+            standin = PAPER_MODEL_STANDINS.get(name)
             raise CheckpointError(
-                f"Checkpoint for model {name!r} not found at {path}. Copy the checkpoint "
-                f"file there, or train it with: sslinv pretrain --model {name}"
+                f"Checkpoint for model {name!r} not found at {path}. "
+                + (f"{standin} Or copy" if standin else "Copy")
+                + f" the checkpoint file there, or train it: sslinv pretrain --model {name}."
             )
         return _Source(name, record, path)
 
@@ -109,7 +112,9 @@ def check_known(name: str, cache: Path) -> None:
     raise _unknown(name, cache)
 
 
-def _unknown(name: str, cache: Path) -> UnknownNameError:
+def _unknown(name: str, cache: Path) -> UnknownNameError | CheckpointError:
+    if "/" in name or "\\" in name or name.endswith((".pth", ".pt", ".tar", ".ckpt", ".bin")):
+        return CheckpointError(f"No such checkpoint file: {Path(name).expanduser()}. Check the path.")
     known = model_names() + [n for n in checkpoint_names(cache) if n not in MODELS]
     return UnknownNameError(
         f"Unknown model {name!r}.{did_you_mean(name, known)} Known: {', '.join(known)}. "

@@ -185,6 +185,26 @@ for _name, _arch, _what in (
 ):
     _add(ModelRecord(_name, "checkpoint", _arch, f"{_what} (the paper's model)"))
 
+_STANDIN = "moco-v2-200ep"
+#: What to run instead of a paper model whose checkpoint is missing (its message says it).
+PAPER_MODEL_STANDINS: dict[str, str] = {
+    "default": (
+        f"The paper's 'default' is the MoCo v2 recipe at 200 epochs, published as the zoo model "
+        f"'{_STANDIN}': run with --model {_STANDIN} (downloaded and verified on first use)."
+    ),
+    **{
+        name: (
+            f"The paper's {name!r} model has no public release; the closest public model is "
+            f"'{_STANDIN}' (the same MoCo v2 recipe with the default augmentations): --model {_STANDIN}."
+        )
+        for name in ("ventral", "dorsal")
+    },
+    "default_w3": (
+        "The paper's 'default_w3' (ResNet-50, 3x width) has no public release; the closest public "
+        f"model is '{_STANDIN}' (the same MoCo v2 recipe at 1x width): --model {_STANDIN}."
+    ),
+}
+
 
 def model_names() -> list[str]:
     """Every registered model name (no torch import: safe for shell completion)."""

@@ -18,6 +18,17 @@ DEFAULT_K = 20
 DEFAULT_TEMPERATURE = 0.07
 
 
+def _on(x, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Arrays or tensors (on any device, any dtype, with or without grad) on ``device``.
+
+    Tensors are moved with ``.to`` (``np.asarray`` would fail on CUDA, bfloat16 or
+    grad-tracking tensors and copy through the host).
+    """
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
+
 def knn_predict(
     train,
     train_labels,
@@ -28,11 +39,15 @@ def knn_predict(
     device: str | torch.device = "cpu",
     chunk: int = 1024,
 ) -> np.ndarray:
-    """Predicted class of every test row (int64 numpy array)."""
+    """Predicted class of every test row (int64 numpy array).
+
+    ``train``, ``test`` and ``train_labels`` may be numpy arrays or torch tensors on any
+    device (they are moved to ``device``).
+    """
     dev = torch.device(device)
-    tr = torch.nn.functional.normalize(torch.as_tensor(np.asarray(train), dtype=torch.float32, device=dev), dim=1)
-    te = torch.nn.functional.normalize(torch.as_tensor(np.asarray(test), dtype=torch.float32, device=dev), dim=1)
-    labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long, device=dev)
+    tr = torch.nn.functional.normalize(_on(train, torch.float32, dev), dim=1)
+    te = torch.nn.functional.normalize(_on(test, torch.float32, dev), dim=1)
+    labels = _on(train_labels, torch.long, dev)
     k = min(k, tr.shape[0])
     out = []
     for start in range(0, te.shape[0], chunk):

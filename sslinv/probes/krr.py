@@ -33,6 +33,15 @@ How it is fast (and how it differs from a loop of scikit-learn fits):
   than ``EIGH_MIN_ALPHAS`` alphas;
 - everything runs in torch on the given device (CUDA when present).
 
+How it stays within memory: the distance matrices are built in place (row blocks for
+the norms), the kernel of each gamma is written into one reused buffer, each Cholesky
+factorisation overwrites a single work buffer, and predictions are made in blocks of
+``PREDICT_ROWS`` rows; none of this changes a bit of the arithmetic. The peak is then
+about three training-fold kernels (distances, kernel, factor) plus the fold's
+validation distances: ``peak_bytes`` estimates it, and ``evaluate`` refuses up front,
+naming the ``--max-train`` that fits, when it exceeds the free memory of the device
+(free GPU memory on CUDA, available RAM within the cgroup limit on the CPU).
+
 The reference's folds are unseeded (``KFold(shuffle=True)``); here they come from
 ``kfold_indices(n, folds, seed)``, so a rerun gives the same numbers. Note that the
 reference passes float32 features to scikit-learn, which then builds a float32 kernel;
@@ -49,6 +58,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sslinv.errors import UsageError
 from sslinv.numerics import finite_or_none
 from sslinv.probes.cv import kfold_indices, r2_columns
 
@@ -62,6 +72,10 @@ EIGH_MIN_ALPHAS = 32
 CG_MAX_CONDITION = 100.0
 CG_TOL = 1e-12
 CG_MAX_ITER = 300
+#: Rows per block when predicting (and when adding the norms to a distance matrix).
+PREDICT_ROWS = 2048
+#: Head-room on top of the estimate (allocator rounding, solver workspaces, stray copies).
+MEMORY_MARGIN = 1.15
 
 Progress = Callable[[int], None]
 
@@ -80,16 +94,32 @@ def standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor
     return [(x - mean) / std for x in (train, *others)]
 
 
-def sq_dists(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+def sq_dists(a: torch.Tensor, b: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Squared Euclidean distances between rows (one matrix product; clamped at 0, and an
-    exact zero diagonal when ``b`` is ``a``)."""
+    exact zero diagonal when ``b`` is ``a``).
+
+    Built in place: the product is written into ``out`` (or a new matrix) and the norms
+    are added in row blocks, so the only temporary is one block. The arithmetic is that
+    of ``(|a|^2 + |b|^2) - 2 a b^T`` bit for bit (doubling is exact, one rounding per
+    addition as before).
+    """
     same = b is None
     b = a if b is None else b
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    d2 = torch.mm(a, b.T, out=out) if out is not None else a @ b.T
+    na, nb = (a * a).sum(1), (b * b).sum(1)
+    for s in range(0, d2.shape[0], PREDICT_ROWS):
+        block = d2[s : s + PREDICT_ROWS]
+        block.mul_(-2.0).add_(na[s : s + PREDICT_ROWS, None] + nb[None, :])
     d2.clamp_(min=0.0)
     if same:
         d2.fill_diagonal_(0.0)
     return d2
+
+
+def rbf_(d2: torch.Tensor, gamma: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``exp(-gamma * d2)`` written into ``out`` (or over ``d2`` itself)."""
+    out = d2 if out is None else out
+    return torch.mul(d2, -gamma, out=out).exp_()
 
 
 def gershgorin_condition(K: torch.Tensor, alpha: float) -> float:
@@ -165,20 +195,29 @@ def solve_alphas(K: torch.Tensor, Y: torch.Tensor, alphas: Sequence[float], solv
             for j, i in enumerate(easy):
                 out[i] = X[:, j * t : (j + 1) * t]
             stats.cg += len(easy)
-    eye = None
+    # The rest: Cholesky of K + alpha I, factorised in place in one reused work buffer
+    # (its transpose is the column-major layout LAPACK/cuSOLVER work in; K is symmetric).
+    work: torch.Tensor | None = None
+    info = torch.zeros((), dtype=torch.int32, device=K.device)
     for i, a in enumerate(alphas):
         if out[i] is not None:
             continue
-        if eye is None:
-            eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
-        L, info = torch.linalg.cholesky_ex(K + a * eye)
+        if work is None:
+            work = torch.empty_like(K)
+        work.copy_(K)
+        work.diagonal().add_(a)
+        L, info = torch.linalg.cholesky_ex(work.mT, out=(work.mT, info))
         if int(info) != 0:  # not positive definite to working precision: use the spectrum
+            del L
+            work = None  # free the buffer for eigh's own
             stats.eigh += 1
             evals, V = torch.linalg.eigh(K)
             out[i] = V @ ((V.T @ Y) / (evals.clamp_min(0.0) + a)[:, None])
+            del V
             continue
         stats.cholesky += 1
-        out[i] = torch.cholesky_solve(Y, L)
+        # Two triangular solves (what cholesky_solve does, bit for bit, without its copy of L).
+        out[i] = torch.linalg.solve_triangular(L.mT, torch.linalg.solve_triangular(L, Y, upper=False), upper=True)
     return out  # type: ignore[return-value]
 
 
@@ -251,15 +290,17 @@ def grid_search(
         D_vt = sq_dists(Xva, Xtr)
         del Xtr, Xva
         Ytr, Yva = Yt[tr_t], Yt[va_t]
+        K = torch.empty_like(D_tt)  # one kernel buffer for every gamma of the fold
         for g, gamma in enumerate(gammas):
-            K = torch.exp(D_tt * -gamma)
-            K_vt = torch.exp(D_vt * -gamma)
-            for a, dual in enumerate(solve_alphas(K, Ytr, alphas, solver, stats)):
-                scores[f, a, g] = r2_columns(Yva, K_vt @ dual).cpu().numpy()
-            del K, K_vt
+            rbf_(D_tt, gamma, out=K)
+            duals = solve_alphas(K, Ytr, alphas, solver, stats)
+            preds = predict_blocks(D_vt, gamma, duals)
+            for a, pred in enumerate(preds):
+                scores[f, a, g] = r2_columns(Yva, pred).cpu().numpy()
+            del duals, preds
             if progress:
                 progress(1)
-        del D_tt, D_vt
+        del D_tt, D_vt, K
     mean = np.nanmean(scores, axis=0) if np.isnan(scores).any() else scores.mean(0)
     best, best_score = [], []
     for t in range(Yt.shape[1]):
@@ -272,16 +313,108 @@ def grid_search(
                       time.perf_counter() - t0)
 
 
+def predict_blocks(D: torch.Tensor, gamma: float, duals: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``exp(-gamma D) @ dual`` for each dual, a block of ``PREDICT_ROWS`` rows at a time
+    (the kernel between the rows and the training set is never whole in memory)."""
+    preds = [torch.empty(D.shape[0], d.shape[1], dtype=D.dtype, device=D.device) for d in duals]
+    block = None
+    for s in range(0, D.shape[0], PREDICT_ROWS):
+        rows = D[s : s + PREDICT_ROWS]
+        if block is None or block.shape[0] != rows.shape[0]:
+            block = torch.empty_like(rows)
+        rbf_(rows, gamma, out=block)
+        for p, d in zip(preds, duals):
+            torch.mm(block, d, out=p[s : s + PREDICT_ROWS])
+    return preds
+
+
 def fit_predict(X_train: Any, Y_train: Any, X_test: Any, alpha: float, gamma: float,
                 device: torch.device | str = "cpu", solver: str = "auto") -> torch.Tensor:
     """Standardise on ``X_train``, fit kernel ridge, predict ``X_test`` ((m, t) float64)."""
     device = torch.device(device)
     Xtr, Xte = standardise(_as_tensor(X_train, device), _as_tensor(X_test, device))
     Ytr = _targets_2d(_as_tensor(Y_train, device))
-    K = torch.exp(sq_dists(Xtr) * -gamma)
+    K = rbf_(sq_dists(Xtr), gamma)  # the distances become the kernel, in place
     dual = solve_alphas(K, Ytr, [alpha], solver)[0]
     del K
-    return torch.exp(sq_dists(Xte, Xtr) * -gamma) @ dual
+    pred = torch.empty(Xte.shape[0], dual.shape[1], dtype=dual.dtype, device=device)
+    block = None
+    for s in range(0, Xte.shape[0], PREDICT_ROWS):
+        rows = Xte[s : s + PREDICT_ROWS]
+        if block is None or block.shape[0] != rows.shape[0]:
+            block = torch.empty(rows.shape[0], Xtr.shape[0], dtype=Xtr.dtype, device=device)
+        torch.mm(rbf_(sq_dists(rows, Xtr, out=block), gamma), dual, out=pred[s : s + PREDICT_ROWS])
+    return pred
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def peak_bytes(n_train: int, n_test: int, dim: int, n_targets: int = 1, *, folds: int = 5,
+               n_alphas: int = len(ALPHAS), solver: str = "auto") -> int:
+    """Estimated peak memory of ``evaluate`` (bytes, float64, margin included).
+
+    Grid search, per fold (``n`` training rows, ``v`` validation rows): distances,
+    kernel and the Cholesky work buffer (``3 n^2``; ``eigh`` instead keeps the
+    eigenvectors plus a workspace of about ``2 n^2``), the validation distances
+    (``v n``) and one block of predicted rows. The refit on all ``N`` training rows
+    needs the kernel and the work buffer (``2 N^2``, or ``4 N^2`` with ``eigh``) and a
+    block of test rows. Features are float64 on the device: all training rows and their
+    standardised copy during the search, training and test rows during the refit.
+    """
+    if solver == "auto":
+        solver = "eigh" if n_alphas > EIGH_MIN_ALPHAS else "cholesky"
+    square = 5 if solver == "eigh" else 3
+    n_val = -(-n_train // folds)  # the largest fold
+    n_tr = n_train - n_train // folds  # the largest training part
+    fold = square * n_tr**2 + n_val * n_tr + min(PREDICT_ROWS, n_val) * n_tr + 2 * n_train * dim
+    refit = (square - 1) * n_train**2 + min(PREDICT_ROWS, max(n_test, 1)) * n_train + (n_train + n_test) * dim
+    targets = (n_alphas + 3) * (n_train + n_test) * max(n_targets, 1)
+    return int(MEMORY_MARGIN * 8 * (max(fold, refit) + targets))
+
+
+def available_memory(device: torch.device | str) -> int:
+    """Bytes ``evaluate`` may use on ``device``: free GPU memory (plus what torch's
+    allocator holds but does not use) on CUDA, available RAM (within the cgroup's
+    memory limit) elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    from sslinv.cpus import available_ram
+
+    return available_ram()
+
+
+def max_train_that_fits(budget: int, n_test: int, dim: int, n_targets: int = 1, **kw: Any) -> int:
+    """Largest training-set size (rounded down to a hundred, 0 if none) whose
+    ``peak_bytes`` is within ``budget``."""
+    lo, hi = 0, 1
+    while peak_bytes(hi, n_test, dim, n_targets, **kw) <= budget and hi < 1 << 40:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if peak_bytes(mid, n_test, dim, n_targets, **kw) <= budget else (lo, mid)
+    return lo // 100 * 100 if lo >= 100 else lo
+
+
+def check_memory(n_train: int, n_test: int, dim: int, n_targets: int = 1, *, device: torch.device | str = "cpu",
+                 available: int | None = None, **kw: Any) -> int:
+    """Raise ``UsageError`` (naming the ``--max-train`` that fits) when the estimated peak
+    exceeds the memory available on ``device``; return the estimate otherwise.
+    ``available`` overrides the measured free memory (bytes)."""
+    need = peak_bytes(n_train, n_test, dim, n_targets, **kw)
+    have = available_memory(device) if available is None else int(available)
+    if need > have:
+        fits = max_train_that_fits(have, n_test, dim, n_targets, **kw)
+        where = "GPU memory" if torch.device(device).type == "cuda" else "RAM"
+        advice = (f"use --max-train {fits} or fewer" if fits >= 2 * kw.get("folds", 5)
+                  else "use fewer test images (--max-test) or a machine with more memory")
+        raise UsageError(
+            f"Kernel ridge on {n_train} training images needs about {need / 2**30:.1f} GiB of {where} "
+            f"on {device} but {have / 2**30:.1f} GiB is free: {advice}."
+        )
+    return need
 
 
 @dataclass
@@ -320,10 +453,20 @@ def evaluate(
     device: torch.device | str = "cpu",
     solver: str = "auto",
     progress: Progress | None = None,
+    memory_limit: int | None = None,
 ) -> KRRResult:
     """Grid search on the training set, refit with each target's best (alpha, gamma)
-    (targets sharing them share the fit), and test R^2 per target."""
+    (targets sharing them share the fit), and test R^2 per target.
+
+    Refuses up front (``UsageError`` naming the ``--max-train`` that fits) when the
+    estimated peak memory exceeds ``memory_limit`` bytes (default: what is free on
+    ``device``, see ``available_memory``).
+    """
     t0 = time.perf_counter()
+    shape_tr, shape_y = np.shape(X_train), np.shape(Y_train)
+    check_memory(shape_tr[0], np.shape(X_test)[0], int(np.prod(shape_tr[1:])),
+                 shape_y[1] if len(shape_y) > 1 else 1, device=device, available=memory_limit,
+                 folds=folds, n_alphas=len(alphas), solver=solver)
     search = grid_search(X_train, Y_train, alphas=alphas, gammas=gammas, folds=folds, seed=seed,
                          device=device, solver=solver, progress=progress)
     Ytr = _targets_2d(_as_tensor(Y_train, torch.device(device)))

@@ -4,17 +4,23 @@
 Runs with different protocol settings (pool, resize, crop, k, number of images...) get
 different ``settings`` ids and are never merged into one cell; among runs with the same
 settings the newest wins unless ``all_runs``.
+
+A file that cannot be used (truncated, not a result object, no numbers, a metric that is
+not a number) is never dropped silently: ``collect`` returns it with the reason, and
+``report`` warns about each one (``--strict`` fails).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sslinv import cache
-from sslinv.results import iter_results
+from sslinv.results import scan_results
 
 # Fields of a result key that name the model or the task, not the protocol settings.
 _IDENTITY_FIELDS = {"model", "transform", "task", "dataset", "target", "k", "command"}
@@ -36,6 +42,9 @@ class Row:
     created: str
     path: str
     settings_detail: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: A synthetic run's per-parameter curves: {"values", "similarity", "distance"}, the
+    #: grid values as the result file records them; None for other commands.
+    curve: dict[str, list] | None = field(default=None, compare=False, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,23 +69,70 @@ def settings_of(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def row_from_record(record: dict[str, Any], path: Path) -> Row | None:
-    metrics = record.get("metrics") or {}
-    values = {m: metrics[m] for m in METRICS if m in metrics and not isinstance(metrics[m], (dict, list))}
+class BadRecord(ValueError):
+    """A result file that does not hold usable numbers; the message says why."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def row_from_record(record: dict[str, Any], path: Path) -> Row:
+    """The row of one result record; ``BadRecord`` when it cannot give one."""
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        raise BadRecord("has no metrics" if metrics is None else "its metrics are not an object")
+    values: dict[str, float | None] = {}
+    for m in METRICS:
+        if m not in metrics:
+            continue
+        v = metrics[m]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise BadRecord(f"metric {m!r} is not a finite number: {json.dumps(v)[:40]}")
+        values[m] = None if v is None else float(v)
     if not values:
-        return None
+        raise BadRecord("has no metrics (" + ", ".join(METRICS) + ")")
+    if all(v is None for v in values.values()):
+        raise BadRecord("every metric is null (a failed run?)")
+    model, task, command = record.get("model"), record.get("task"), record.get("command")
+    if not (isinstance(model, dict) and isinstance(model.get("spec"), str)):
+        raise BadRecord("names no model")
+    if not isinstance(task, str) or not isinstance(command, str):
+        raise BadRecord("names no command or task")
+    key = record.get("key")
+    if not isinstance(key, dict):
+        raise BadRecord("has no key")
     settings = settings_of(record)
     return Row(
-        command=record.get("command", "?"),
-        model=(record.get("model") or {}).get("spec", "?"),
-        task=record.get("task", "?"),
+        command=command,
+        model=model["spec"],
+        task=task,
         values=values,
         score_metric=metrics.get("metric") if "score" in values else None,
         settings=cache.key_hash(settings, length=8),
-        created=record.get("created", ""),
+        created=str(record.get("created", "")),
         path=str(path),
         settings_detail=settings,
+        curve=_curve(record) if command == "synthetic" else None,
     )
+
+
+def _curve(record: dict[str, Any]) -> dict[str, list] | None:
+    """The grid values and per-value curves of a synthetic record, if they agree in length."""
+    transform = record.get("transform")
+    curves = record["metrics"].get("curves")
+    if not (isinstance(transform, dict) and isinstance(curves, dict)):
+        return None
+    values = transform.get("values")
+    out: dict[str, list] = {"values": values} if isinstance(values, list) and values else {}
+    for m in ("similarity", "distance"):
+        c = curves.get(m)
+        if isinstance(c, list) and out and len(c) == len(values) and all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)) for v in c):
+            out[m] = c
+    return out if "similarity" in out else None
 
 
 def collect(
@@ -85,13 +141,20 @@ def collect(
     commands: list[str] | None = None,
     tasks: list[str] | None = None,
     all_runs: bool = False,
-) -> list[Row]:
+) -> tuple[list[Row], list[Skipped]]:
+    """The rows of every usable result file under ``roots`` (filtered), and the files
+    that were skipped with the reason."""
     rows: list[Row] = []
+    skipped: list[Skipped] = []
     for root in roots:
-        for path, record in iter_results(root):
-            row = row_from_record(record, path)
-            if row is not None:
-                rows.append(row)
+        for path, record, problem in scan_results(root):
+            if problem is None:
+                try:
+                    rows.append(row_from_record(record, path))
+                    continue
+                except BadRecord as exc:
+                    problem = str(exc)
+            skipped.append(Skipped(str(path), problem))
     if models:
         rows = [r for r in rows if r.model in models]
     if commands:
@@ -99,10 +162,10 @@ def collect(
     if tasks:
         rows = [r for r in rows if r.task in tasks]
     if all_runs:
-        return sorted(rows, key=lambda r: (r.command, r.model, r.task, r.created))
+        return sorted(rows, key=lambda r: (r.command, r.model, r.task, r.created)), skipped
     newest: dict[tuple, Row] = {}
     for r in rows:
         ident = (r.command, r.model, r.task, r.settings)
         if ident not in newest or r.created > newest[ident].created:
             newest[ident] = r
-    return sorted(newest.values(), key=lambda r: (r.command, r.settings, r.model, r.task))
+    return sorted(newest.values(), key=lambda r: (r.command, r.settings, r.model, r.task)), skipped

@@ -4,17 +4,30 @@ For each downstream dataset: Spearman's rho (with p-value and number of models) 
 each invariance (a synthetic transform's or a real-world dataset's similarity) and the
 downstream score; and between synthetic and real-world invariances. Below three models
 in common a correlation is refused with a reason, never computed.
+
+p-values: a study like the paper's has a handful of models, where the usual t
+approximation of Spearman's test is wrong (with three models and rho = 1 it gives
+p = 0; the exact two-sided p is 1/3). Up to ``EXACT_MAX_N`` models the p-value is
+exact: the share of all n! pairings of the two rankings whose |rho| reaches the observed
+one (ties keep their mid-ranks, so the test is exact for tied data too). Above that the
+t approximation is used, which is close at n >= 10; ``p_method`` says which.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from sslinv.report.tables import Table
 
 MIN_MODELS = 3
+#: Largest number of models for which the p-value enumerates all n! pairings (362,880).
+EXACT_MAX_N = 9
 
 
 @dataclass(frozen=True)
@@ -28,35 +41,88 @@ class Correlation:
     n_models: int
     models: tuple[str, ...]
     note: str = ""
+    p_method: str = ""  # "exact" (all pairings) or "t" (t approximation)
+    x_settings: str = ""  # settings ids of the two tables
+    y_settings: str = ""
+
+    @property
+    def x(self) -> str:
+        return f"{self.x_command}:{self.x_task}"
+
+    @property
+    def y(self) -> str:
+        return f"{self.y_command}:{self.y_task}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "x": f"{self.x_command}:{self.x_task}", "y": f"{self.y_command}:{self.y_task}",
-            "rho": self.rho, "p_value": self.p_value, "n_models": self.n_models,
-            "models": list(self.models), "note": self.note,
+            "x": self.x, "y": self.y, "rho": self.rho, "p_value": self.p_value, "p_method": self.p_method,
+            "n_models": self.n_models, "models": list(self.models), "note": self.note,
+            "x_settings": self.x_settings, "y_settings": self.y_settings,
         }
 
 
-def spearman(x_table: Table, x_task: str, y_table: Table, y_task: str) -> Correlation:
+def describe(c: Correlation) -> str:
+    """'rho = +0.800, n = 4, p = 0.333 (exact)', or why there is no rho."""
+    if c.rho is None:
+        return f"n = {c.n_models}: {c.note}"
+    return f"rho = {c.rho:+.3f}, n = {c.n_models}, p = {c.p_value:.3g} ({c.p_method})"
+
+
+def min_p_value(n: int) -> float:
+    """The smallest two-sided p any Spearman test on ``n`` untied models can give:
+    2 / n! (only the identical and the reversed ranking reach |rho| = 1)."""
+    return min(1.0, 2 / math.factorial(n))
+
+
+@functools.lru_cache(maxsize=EXACT_MAX_N)
+def _pairings(n: int) -> np.ndarray:
+    """Every permutation of range(n), one per row: (n!, n)."""
+    return np.array(list(itertools.permutations(range(n))), dtype=np.intp).reshape(-1, n)
+
+
+def spearman_test(xs, ys) -> tuple[float | None, float | None, str]:
+    """Spearman's rho of two equally long sequences and its two-sided p-value.
+
+    Returns ``(rho, p, method)``; ``(None, None, "")`` when either side is constant.
+    """
+    from scipy.stats import rankdata
+
+    rx = rankdata(np.asarray(xs, dtype=np.float64))
+    ry = rankdata(np.asarray(ys, dtype=np.float64))
+    cx, cy = rx - rx.mean(), ry - ry.mean()
+    denom = math.sqrt(float(cx @ cx) * float(cy @ cy))
+    if denom == 0.0:
+        return None, None, ""
+    rho = float(cx @ cy) / denom
+    n = len(rx)
+    if n <= EXACT_MAX_N:
+        null = np.abs(cy[_pairings(n)] @ cx) / denom  # |rho| of every pairing
+        # The observed pairing is one of them; compare with a little slack for rounding.
+        p = float(np.count_nonzero(null >= abs(rho) - 1e-9)) / len(null)
+        return rho, p, "exact"
     from scipy.stats import spearmanr
 
+    return rho, float(spearmanr(rx, ry).pvalue), "t"
+
+
+def spearman(x_table: Table, x_task: str, y_table: Table, y_task: str) -> Correlation:
     models = [
         m for m in x_table.models
         if m in y_table.models
         and _finite(x_table.cells.get((m, x_task)))
         and _finite(y_table.cells.get((m, y_task)))
     ]
-    base = dict(x_command=x_table.command, x_task=x_task, y_command=y_table.command, y_task=y_task,
-                n_models=len(models), models=tuple(models))
+    base = {"x_command": x_table.command, "x_task": x_task, "y_command": y_table.command, "y_task": y_task,
+            "n_models": len(models), "models": tuple(models), "x_settings": x_table.settings,
+            "y_settings": y_table.settings}
     if len(models) < MIN_MODELS:
         return Correlation(rho=None, p_value=None, note=f"needs at least {MIN_MODELS} models with both numbers", **base)
     xs = [x_table.cells[(m, x_task)] for m in models]
     ys = [y_table.cells[(m, y_task)] for m in models]
-    res = spearmanr(xs, ys)
-    rho, p = float(res.statistic), float(res.pvalue)
-    if not math.isfinite(rho):
+    rho, p, method = spearman_test(xs, ys)
+    if rho is None:
         return Correlation(rho=None, p_value=None, note="constant values: rank correlation undefined", **base)
-    return Correlation(rho=rho, p_value=p, **base)
+    return Correlation(rho=rho, p_value=p, p_method=method, **base)
 
 
 def _finite(v) -> bool:
@@ -64,7 +130,8 @@ def _finite(v) -> bool:
 
 
 def correlations(tables: list[Table]) -> list[Correlation]:
-    """Invariance (the tables' metric) vs downstream score, and synthetic vs real-world invariance."""
+    """Invariance (the tables' metric) vs downstream score, and synthetic vs real-world
+    invariance: every pair of tables, each table one (command, settings) group."""
     inv = [t for t in tables if t.command in ("synthetic", "realworld") and t.metric != "score"]
     down = [t for t in tables if t.command == "downstream" and t.metric == "score"]
     out = []

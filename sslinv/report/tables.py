@@ -27,12 +27,14 @@ class Table:
         return f"{self.command}: {self.metric} ({self.unit}) [settings {self.settings}]"
 
     def best(self, task: str) -> str | None:
+        """The model with the best value of ``task``; None below two values or on a tie."""
         vals = [(m, self.cells.get((m, task))) for m in self.models]
         vals = [(m, v) for m, v in vals if v is not None and math.isfinite(v)]
         if len(vals) < 2:
             return None
         pick = max if HIGHER_IS_BETTER.get(self.metric, True) else min
-        return pick(vals, key=lambda mv: mv[1])[0]
+        model, top = pick(vals, key=lambda mv: mv[1])
+        return model if sum(v == top for _, v in vals) == 1 else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,7 +49,7 @@ UNITS = {"similarity": "whitened cosine", "distance": "Mahalanobis", "similarity
 
 def pivot(rows: list[Row], metric: str) -> list[Table]:
     """One table per (command, settings) for ``metric`` on invariance commands and the
-    score on the others; tasks in the paper's order (``_task_order``)."""
+    score on the others; tasks in the paper's order (``task_order``)."""
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in rows:
         m = metric if metric in r.values else "score" if "score" in r.values else None
@@ -60,13 +62,13 @@ def pivot(rows: list[Row], metric: str) -> list[Table]:
             command=command, metric=m, unit=units.pop() if len(units) == 1 else "mixed",
             settings=settings, settings_detail=rs[0].settings_detail,
             models=list(dict.fromkeys(r.model for r in rs)),
-            tasks=sorted(dict.fromkeys(r.task for r in rs), key=_task_order(command)),
+            tasks=sorted(dict.fromkeys(r.task for r in rs), key=task_order(command)),
             cells={(r.model, r.task): r.values.get(m) for r in rs},
         ))
     return tables
 
 
-def _task_order(command: str):
+def task_order(command: str):
     """Sort key for a table's tasks: the paper's order for transforms and real-world
     datasets (as the commands list them), then anything else by name."""
     from sslinv.data.realworld import REALWORLD
@@ -145,7 +147,7 @@ def to_rich(tables: list[Table]):
     for t in tables:
         best = {task: t.best(task) for task in t.tasks}
 
-        def cell(m: str, task: str) -> str:
+        def cell(m: str, task: str, t: Table = t, best: dict = best) -> str:
             s = fmt(t.cells.get((m, task)))
             return f"[bold green]{s}[/]" if best[task] == m and s else s
 

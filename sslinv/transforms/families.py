@@ -78,6 +78,12 @@ APPEARANCE = "appearance"
 DEFORM_SIGMAS = (10, 15, 21, 27, 32, 38, 44, 50)
 DEFORM_REPEATS = 32
 
+#: The smallest ``k``: every family's grid then holds a view that differs from the clean
+#: one (two-valued families stay at [off, on]; a one-value grid of rotation, blur or
+#: sharpness would be the identity alone, and one of brightness/contrast/saturation/hue
+#: a single extreme value labelled as the identity).
+MIN_K = 2
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -120,13 +126,17 @@ class Family:
     apply_batch: BatchFn | None = field(default=None, repr=False, compare=False)
 
     def grid(self, k: int | None, resize: int, crop: int) -> Grid:
-        """The grid for ``k`` views (None -> ``default_k``; above ``max_k`` -> ``max_k``)."""
+        """The grid for ``k`` views (None -> ``default_k``; above ``max_k`` -> ``max_k``;
+        below ``MIN_K`` is an error)."""
         if k is None:
             k = self.default_k
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"k must be an int or None, got {k!r}")
-        if k < 1:
-            raise ValueError(f"k must be at least 1 for transform {self.name!r}, got {k}")
+        if k < MIN_K:
+            raise ValueError(
+                f"k must be at least {MIN_K} for transform {self.name!r}, got {k}: a smaller grid "
+                "measures no change"
+            )
         _check_sizes(resize, crop)
         if self.max_k is not None:
             k = min(k, self.max_k)

@@ -24,8 +24,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _rgb(img: Image.Image) -> Image.Image:
-    # Loaders hand over RGB images; convert the odd greyscale/CMYK/RGBA file defensively.
-    return img if img.mode == "RGB" else img.convert("RGB")
+    # Loaders hand over RGB images; convert the odd greyscale/CMYK/RGBA/16-bit image
+    # defensively, scaling deep images as the loaders do.
+    from sslinv.data.folder import to_rgb8
+
+    return img if img.mode == "RGB" else to_rgb8(img)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

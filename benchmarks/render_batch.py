@@ -1,0 +1,90 @@
+"""CPU seconds per view of the geometric families: one view per call against batched
+rendering, measured in the same run on the same images and parameters.
+
+Three ways to render the views of one image for one family:
+
+- per call: ``Family.view`` once per parameter (what a loader doing one view per item
+  would pay);
+- ``Family.views``: all views of the image in one call, PIL path (the default renderer;
+  its outputs are identical to the per-call ones, checked here); only work that does not
+  change a bit is shared (``translation`` resizes once);
+- device renderer (``sslinv.transforms.device.render_views``) run on the CPU with one
+  thread: batched tensor operations (warps bit-identical to Pillow's, the resize within
+  one grey level on a few pixels). On a GPU this work leaves the CPU altogether.
+
+CPU time is ``time.process_time`` (all threads of this process), so the figures are CPU
+seconds, not wall time. Prints ms per view and the ratios against per call.
+
+    python benchmarks/render_batch.py                      # 4 images 500 x 375, k = 16, 256/224
+    python benchmarks/render_batch.py --resize 128 --crop 112 --k 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sslinv.transforms import device as device_render
+from sslinv.transforms import get_family
+
+GEOMETRIC = ("rotation", "translation", "scale", "shear", "resized_crop", "h_flip", "v_flip")
+
+
+def photo(h: int, w: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    f = rng.uniform(1, 8, size=(3, 2))
+    img = np.stack([127 + 90 * np.sin(2 * np.pi * (f[c, 0] * xx + f[c, 1] * yy) + c) for c in range(3)], -1)
+    return Image.fromarray(np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8))
+
+
+def cpu_seconds(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--resize", type=int, default=256)
+    ap.add_argument("--crop", type=int, default=224)
+    ap.add_argument("--repeat", type=int, default=3, help="best of this many timings")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    imgs = [photo(375, 500, i) for i in range(args.images)]
+    tensors = [device_render.image_tensor(im) for im in imgs]
+    print(f"{args.images} images 500 x 375, k={args.k}, {args.resize}/{args.crop} px, 1 thread; CPU ms per view")
+    print(f"{'family':14s} {'per call':>9s} {'views()':>9s} {'ratio':>6s} {'device':>9s} {'ratio':>6s}")
+    for name in GEOMETRIC:
+        fam = get_family(name)
+        params = fam.grid(args.k, args.resize, args.crop).params
+        n = len(imgs) * len(params)
+
+        def per_call(fam=fam, params=params):
+            return [torch.stack([fam.view(im, p, args.resize, args.crop, seed=i) for p in params])
+                    for i, im in enumerate(imgs)]
+
+        def batched(fam=fam, params=params):
+            return [fam.views(im, params, args.resize, args.crop, seed=i) for i, im in enumerate(imgs)]
+
+        def device(name=name, params=params):
+            return [device_render.render_views(name, t, params, args.resize, args.crop, seed=i)
+                    for i, t in enumerate(tensors)]
+
+        assert all(torch.equal(a, b) for a, b in zip(per_call(), batched())), name  # identical outputs
+        t_one, t_views, t_dev = (cpu_seconds(f, args.repeat) for f in (per_call, batched, device))
+        print(f"{name:14s} {1000 * t_one / n:9.3f} {1000 * t_views / n:9.3f} {t_one / t_views:5.2f}x "
+              f"{1000 * t_dev / n:9.3f} {t_one / t_dev:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
