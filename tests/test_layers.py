@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sslinv"
 #: ("" is ``sslinv/__init__.py``).
 LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"", "runtime", "paths", "cache", "errors", "registry", "reporting", "distributed", "results",
-              "numerics", "launch"}),
+              "numerics", "launch", "cpus"}),
     ("components", {"data", "transforms", "models", "probes", "fetch"}),
     ("evaluations", {"evaluate"}),
     ("pretraining", {"pretrain"}),
