@@ -4,9 +4,11 @@
 (PEP 562), so ``from sslinv.models import model_names`` (or importing
 ``sslinv.models.zoo``) lists the zoo without importing torch.
 
-Modules: ``resnet`` (architectures: ``ARCHS``), ``features`` (``FeatureModel``,
-``FusedModel``), ``checkpoints`` (layouts: ``load_checkpoint``, ``save_moco_checkpoint``),
-``zoo`` (records: ``MODELS``, torch-free), ``load`` (``load_model``).
+Modules: ``resnet`` (architectures: ``ARCHS``), ``taps`` (``FeatureModel``: one layer,
+pooled), ``fusion`` (``a+b+c``: ``load_members``, ``fuse``, ``FusedModel``,
+``load_model``), ``checkpoints`` (layouts: ``load_checkpoint``, ``save_moco_checkpoint``),
+``zoo`` (records: ``MODELS``, torch-free), ``load`` (one member by name or path; zoo
+downloads), ``preprocess`` (input normalisation).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ _EXPORTS = {
     "Arch": "resnet",
     "ResNet": "resnet",
     "STAGES": "resnet",
-    "FeatureModel": "features",
-    "FusedModel": "features",
+    "FeatureModel": "taps",
+    "FusedModel": "fusion",
+    "fuse": "fusion",
+    "load_members": "fusion",
     "LoadedCheckpoint": "checkpoints",
     "build_backbone": "checkpoints",
     "infer_arch": "checkpoints",
@@ -32,7 +36,7 @@ _EXPORTS = {
     "ModelRecord": "zoo",
     "checkpoint_names": "zoo",
     "model_names": "zoo",
-    "load_model": "load",
+    "load_model": "fusion",
     "random_backbone": "load",
     "state_dict_sha256": "load",
 }

@@ -1,12 +1,11 @@
-"""``load_model``: a model spec (name, checkpoint path, or ``a+b+c``) -> features + identity.
+"""One model by name or path -> its backbone and identity entry (fusions: ``models.fusion``).
 
-The identity dict goes into result files and cache keys. It holds, per member, the
-sha256 of the checkpoint bytes (of the weights themselves for random models), so a
-changed checkpoint is a different model and never reuses stale statistics.
+The identity entry goes into result files and cache keys. It holds the sha256 of the
+checkpoint bytes (of the weights themselves for random models), so a changed checkpoint
+is a different model and never reuses stale statistics.
 
 Resolution of one member, first match wins: a registered model name; a file
 ``<cache>/checkpoints/<name>.pth.tar`` (models trained by the user); a path to a file.
-A spec containing ``+`` that is not itself a name or an existing path is a fusion.
 
 Zoo models (kind ``download``) go through :func:`fetch_weights`: downloaded once with
 ``sslinv.fetch.verified.fetch_file`` (resumable, retried, checked against the published hash or the
@@ -36,7 +35,6 @@ from sslinv.models.checkpoints import (
     build_backbone,
     load_checkpoint,
 )
-from sslinv.models.features import FeatureModel, FusedModel
 from sslinv.models.resnet import ARCHS
 from sslinv.models.zoo import (
     CHECKPOINT_SUFFIX,
@@ -44,8 +42,6 @@ from sslinv.models.zoo import (
     PAPER_MODEL_STANDINS,
     UNSUPPORTED,
     ModelRecord,
-    check_fuse,
-    check_layer,
     checkpoint_names,
     model_names,
 )
@@ -53,10 +49,11 @@ from sslinv.paths import checkpoint_path, converted_path
 from sslinv.registry import did_you_mean
 
 __all__ = [
+    "check_known",
     "converted_path",
     "fetch_weights",
     "load_backbone",
-    "load_model",
+    "load_source",
     "random_backbone",
     "resolve_member",
     "state_dict_sha256",
@@ -67,51 +64,6 @@ __all__ = [
 class _Member:
     backbone: nn.Module
     info: dict[str, Any]
-
-
-def load_model(
-    spec: str, cache: Path | str, layer: str = "backbone", fuse: str = "cat"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the feature model for ``spec`` (eval mode, CPU) and its JSON-able identity.
-
-    ``spec`` is a registered name, a path to a checkpoint file, or ``a+b+c`` (members
-    fused with ``fuse``: ``cat``, ``add`` or ``mean``). ``layer`` is ``backbone`` or
-    ``layer1``..``layer4``.
-    """
-    check_layer(layer)
-    check_fuse(fuse)
-    cache = Path(cache)
-    parts = [spec] if _is_single(spec, cache) else spec.split("+")
-    if any(not p.strip() for p in parts):
-        raise UsageError(f"Model spec {spec!r} has an empty member; write e.g. 'default+ventral'.")
-
-    # Check every name first, so a typo in the last member fails before anything loads.
-    for part in parts:
-        _check_known(part.strip(), cache)
-    sources = [resolve_member(p.strip(), cache) for p in parts]
-    members = [_load(src, cache) for src in sources]
-    feats = [FeatureModel(m.backbone, layer) for m in members]
-    for feat, m in zip(feats, members):
-        m.info["dim"] = feat.dim
-    fused = len(feats) > 1
-    model: nn.Module = FusedModel(feats, fuse) if fused else feats[0]
-    model = model.to("cpu").eval()
-
-    identity: dict[str, Any] = {"spec": spec, "layer": layer}
-    if fused:
-        identity["fuse"] = fuse
-    identity["dim"] = int(model.dim)
-    identity["members"] = [m.info for m in members]
-    return model, identity
-
-
-def _is_single(spec: str, cache: Path) -> bool:
-    return (
-        "+" not in spec
-        or spec in MODELS
-        or checkpoint_path(cache, spec).is_file()
-        or Path(spec).expanduser().exists()
-    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +103,7 @@ def resolve_member(name: str, cache: Path) -> _Source:
     raise _unknown(name, cache)
 
 
-def _check_known(name: str, cache: Path) -> None:
+def check_known(name: str, cache: Path) -> None:
     """Raise UnknownNameError unless ``name`` is a model name, a named checkpoint or a path."""
     if name in MODELS or checkpoint_path(cache, name).is_file() or Path(name).expanduser().exists():
         return
@@ -172,10 +124,11 @@ def _unknown(name: str, cache: Path) -> UnknownNameError | CheckpointError:
 
 def load_backbone(name: str, cache: Path) -> _Member:
     """One member: a ResNet with fc = Identity (eval mode) and its identity entry."""
-    return _load(resolve_member(name, Path(cache)), Path(cache))
+    return load_source(resolve_member(name, Path(cache)), Path(cache))
 
 
-def _load(src: _Source, cache: Path) -> _Member:
+def load_source(src: _Source, cache: Path) -> _Member:
+    """Load a resolved member (``resolve_member``): its backbone and identity entry."""
     if src.record is not None and src.record.kind == "random":
         return _random_member(src.record)
     if src.record is not None and src.record.kind == "download":
