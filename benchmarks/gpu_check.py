@@ -43,13 +43,16 @@ import numpy as np
 import torch
 
 from sslinv.data.folder import load_rgb
+from sslinv.data.pool import resolve_pool
 from sslinv.distributed import World
-from sslinv.features import Extractor, resolve_device
-from sslinv.invariance.pool import resolve_pool
-from sslinv.invariance.synthetic import SyntheticConfig
-from sslinv.invariance.synthetic import run as run_synthetic
+from sslinv.evaluate.common import Runtime
+from sslinv.evaluate.features import Extractor
+from sslinv.evaluate.synthetic import SyntheticConfig
+from sslinv.evaluate.synthetic import run as run_synthetic
 from sslinv.models import load_model
 from sslinv.probes import krr, linear
+from sslinv.probes.cv import kfold_splits
+from sslinv.runtime import resolve_device
 from sslinv.transforms import device as device_render
 from sslinv.transforms import get_family
 
@@ -137,9 +140,10 @@ def synthetic_rows(size: Size, device: torch.device, cache: Path) -> list[Row]:
     rows = []
     data = make_pool(size, cache)
     for precision in size.precisions:
-        cfg = SyntheticConfig(model=size.model, transforms=["rotation"], cache_dir=cache, data_root=cache / "data",
-                              data=data, k=size.k, num_images=size.num_images, batch_size=size.batch,
-                              device=str(device), precision=precision, resize=size.resize, crop=size.crop, force=True)
+        rt = Runtime(model=size.model, cache_dir=cache, data_root=cache / "data", batch_size=size.batch,
+                     device=str(device), precision=precision, force=True)
+        cfg = SyntheticConfig(runtime=rt, transforms=["rotation"], data=data, k=size.k, num_images=size.num_images,
+                              resize=size.resize, crop=size.crop)
         t_cold = time.perf_counter()
         res = run_synthetic(cfg)
         t_cold = time.perf_counter() - t_cold
@@ -235,7 +239,7 @@ def logistic_rows(size: Size, device: torch.device) -> list[Row]:
     centres = rng.standard_normal((c, d))
     y = rng.integers(0, c, n + n // 4)
     x = (centres[y] + 2 * rng.standard_normal((len(y), d))).astype(np.float32)
-    folds = linear.kfold_splits(n, 5, 0)
+    folds = kfold_splits(n, 5, 0)
     grid = linear.wd_grid(0)[:: 5 if size.logistic_n >= 10_000 else 15]
     t = time.perf_counter()
     res = linear.logistic_cv(x[:n], y[:n], x[n:], y[n:], c, grid, folds, device=device)

@@ -32,7 +32,7 @@ from sslinv.transforms import device as D
 try:  # the statistics module moves to sslinv.evaluate
     from sslinv.evaluate.stats import RunningStats, pair_metrics, whitening_from_stats
 except ImportError:
-    from sslinv.invariance.stats import RunningStats, pair_metrics, whitening_from_stats
+    from sslinv.evaluate.stats import RunningStats, pair_metrics, whitening_from_stats
 
 
 def images(n: int, seed: int):

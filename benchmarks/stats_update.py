@@ -22,7 +22,7 @@ import torch
 try:  # the statistics module moves to sslinv.evaluate
     from sslinv.evaluate.stats import RunningStats
 except ImportError:
-    from sslinv.invariance.stats import RunningStats
+    from sslinv.evaluate.stats import RunningStats
 
 
 def previous_update(n: int, mean: torch.Tensor, m2: torch.Tensor, x: torch.Tensor):

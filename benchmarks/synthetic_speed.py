@@ -26,22 +26,23 @@ from pathlib import Path
 
 
 def run_synthetic(cache: Path, args, k: int, num_images: int, force: bool, workers: int | None):
-    from sslinv.invariance.synthetic import SyntheticConfig, run
+    from sslinv.evaluate.common import Runtime
+    from sslinv.evaluate.synthetic import SyntheticConfig, run
 
-    cfg = SyntheticConfig(
-        model=args.model, transforms=[args.transform], cache_dir=cache, data_root=cache / "data",
-        data="demo", k=k, num_images=num_images, batch_size=args.batch_size, workers=workers,
-        device=args.device, force=force, resize=args.resize, crop=args.crop,
-    )
+    rt = Runtime(model=args.model, cache_dir=cache, data_root=cache / "data", batch_size=args.batch_size,
+                 workers=workers, device=args.device, force=force)
+    cfg = SyntheticConfig(runtime=rt, transforms=[args.transform], data="demo", k=k, num_images=num_images,
+                          resize=args.resize, crop=args.crop)
     return run(cfg)
 
 
 def bare_forward(args, n_images: int) -> float:
     import torch
 
-    from sslinv.features import Extractor, resolve_device
     from sslinv.distributed import World
+    from sslinv.evaluate.features import Extractor
     from sslinv.models import load_model
+    from sslinv.runtime import resolve_device
 
     with tempfile.TemporaryDirectory() as tmp:
         model, _ = load_model(args.model, Path(tmp))
@@ -66,10 +67,12 @@ def peak_memory_child(cache: str, model: str, k: int) -> None:
     """Run one job in this (fresh) process and print its peak RSS in MiB."""
     import resource
 
-    from sslinv.invariance.synthetic import SyntheticConfig, run
+    from sslinv.evaluate.common import Runtime
+    from sslinv.evaluate.synthetic import SyntheticConfig, run
 
-    cfg = SyntheticConfig(model=model, transforms=["rotation"], cache_dir=Path(cache), data_root=Path(cache),
-                          data="demo", k=k, num_images=2, batch_size=32, workers=0, device="cpu", force=True)
+    rt = Runtime(model=model, cache_dir=Path(cache), data_root=Path(cache), batch_size=32, workers=0, device="cpu",
+                 force=True)
+    cfg = SyntheticConfig(runtime=rt, transforms=["rotation"], data="demo", k=k, num_images=2)
     run(cfg)
     print(json.dumps({"k": k, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 

@@ -52,7 +52,8 @@ def main() -> None:
     import torch
     from synthetic_speed import bare_forward
 
-    from sslinv.invariance.synthetic import SyntheticConfig, run
+    from sslinv.evaluate.common import Runtime
+    from sslinv.evaluate.synthetic import SyntheticConfig, run
     from sslinv.models import load_model
 
     print(f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} threads, device {args.device}")
@@ -65,9 +66,9 @@ def main() -> None:
         pool = write_pool(tmp / "pool", args.pool)
 
         def synthetic(k: int, n: int):
-            cfg = SyntheticConfig(model=str(ckpt), transforms=[args.transform], cache_dir=tmp / "cache",
-                                  data_root=tmp, data=str(pool), k=k, num_images=n, batch_size=args.batch_size,
-                                  workers=args.workers, device=args.device, force=True)
+            rt = Runtime(model=str(ckpt), cache_dir=tmp / "cache", data_root=tmp, batch_size=args.batch_size,
+                         workers=args.workers, device=args.device, force=True)
+            cfg = SyntheticConfig(runtime=rt, transforms=[args.transform], data=str(pool), k=k, num_images=n)
             return run(cfg)
 
         synthetic(2, 2)  # warm-up, not timed: statistics of the pool are cached here

@@ -7,10 +7,10 @@ Steps, each cached in the cache directory, so a rerun only reads results:
    (``sslinv.data.demo_tasks``);
 2. pretraining: ``demo-default``, ``demo-ventral`` and ``demo-dorsal``, MoCo v2 with the
    paper's three augmentation presets, ResNet-18 at 64 px (``sslinv.pretrain``);
-3. per model: the 18 synthetic invariances (``sslinv.invariance.synthetic``), the
+3. per model: the 18 synthetic invariances (``sslinv.evaluate.synthetic``), the
    real-world-style invariances on ``demo-viewpoint`` and ``demo-lighting``
-   (``sslinv.invariance.realworld``) and linear probes on ``demo-classes`` and
-   ``demo-landmarks`` (``sslinv.downstream``): the same code as the commands, on small
+   (``sslinv.evaluate.realworld``) and linear probes on ``demo-classes`` and
+   ``demo-landmarks`` (``sslinv.evaluate.downstream``): the same code as the commands, on small
    images (64 px; the protocol's 256/224 pipeline scaled to 73/64);
 4. the paper's central finding checked on the numbers: ventral more invariant than dorsal
    to spatial transformations, dorsal more invariant than ventral to colour ones;
@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from sslinv.reporting import Reporter
 
@@ -71,10 +71,12 @@ class DemoConfig:
     force: bool = False
     recipe: Recipe = field(default_factory=lambda: DEFAULT_RECIPE)
 
-    def public(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cache_dir"] = str(self.cache_dir)
-        return d
+    def runtime(self, model: str):
+        """The evaluations' runtime settings for one demo model (everything in the cache)."""
+        from sslinv.evaluate.common import Runtime
+
+        return Runtime(model=model, cache_dir=self.cache_dir, data_root=self.cache_dir, device=self.device,
+                       workers=self.workers, force=self.force)
 
 
 @dataclass
@@ -98,10 +100,10 @@ class Stages:
     """How ``run`` reports: one ``sslinv.reporting.Reporter`` per stage (the CLI draws
     progress bars)."""
 
-    def train(self, name: str) -> ContextManager[Reporter]:
+    def train(self, name: str) -> contextlib.AbstractContextManager[Reporter]:
         return contextlib.nullcontext(Reporter())
 
-    def evaluate(self, title: str) -> ContextManager[Reporter]:
+    def evaluate(self, title: str) -> contextlib.AbstractContextManager[Reporter]:
         return contextlib.nullcontext(Reporter())
 
 
@@ -110,6 +112,7 @@ class Stages:
 
 def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
     from sslinv.data import demo, demo_tasks
+    from sslinv.results import config_dump
 
     stages = stages or Stages()
     t_start = time.perf_counter()
@@ -172,7 +175,7 @@ def run(cfg: DemoConfig, stages: Stages | None = None) -> DemoResult:
         realworld=realworld,
         downstream=downstream,
         finding=finding(invariances, cfg.epochs, cfg.recipe.pool_images),
-        settings={**cfg.public(), "realworld": list(REALWORLD), "downstream": list(DOWNSTREAM)},
+        settings={**config_dump(cfg), "realworld": list(REALWORLD), "downstream": list(DOWNSTREAM)},
         seconds=round(time.perf_counter() - t_start, 3),
         cached=cached,
         steps=steps,
@@ -230,38 +233,34 @@ def _pretrain(cfg: DemoConfig, preset: str, train_pool: Path, reporter):
 
 
 def _synthetic(cfg: DemoConfig, name: str, pool: Path, reporter):
-    from sslinv.invariance.synthetic import SyntheticConfig
-    from sslinv.invariance.synthetic import run as synthetic
+    from sslinv.evaluate.synthetic import SyntheticConfig
+    from sslinv.evaluate.synthetic import run as synthetic
     from sslinv.transforms import FAMILIES
 
     return synthetic(SyntheticConfig(
-        model=name, transforms=list(FAMILIES.names()), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,
-        data=str(pool), k=cfg.k, num_images=cfg.num_images, seed=cfg.seed,
-        resize=cfg.recipe.eval_resize, crop=cfg.recipe.image_size,
-        workers=cfg.workers, device=cfg.device, force=cfg.force,
+        runtime=cfg.runtime(name), transforms=list(FAMILIES.names()), data=str(pool), k=cfg.k,
+        num_images=cfg.num_images, seed=cfg.seed, resize=cfg.recipe.eval_resize, crop=cfg.recipe.image_size,
     ), reporter)
 
 
 def _realworld(cfg: DemoConfig, name: str, pool: Path, reporter):
-    from sslinv.invariance.realworld import RealWorldConfig
-    from sslinv.invariance.realworld import run as realworld
+    from sslinv.evaluate.realworld import RealWorldConfig
+    from sslinv.evaluate.realworld import run as realworld
 
     return realworld(RealWorldConfig(
-        model=name, datasets=list(REALWORLD), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,
-        stats_data=str(pool), resize=cfg.recipe.image_size, crop=cfg.recipe.image_size,
+        runtime=cfg.runtime(name), datasets=list(REALWORLD), stats_data=str(pool),
+        resize=cfg.recipe.image_size, crop=cfg.recipe.image_size,
         stats_resize=cfg.recipe.eval_resize, stats_crop=cfg.recipe.image_size,
-        workers=cfg.workers, device=cfg.device, force=cfg.force,
     ), reporter)
 
 
 def _downstream(cfg: DemoConfig, name: str, reporter):
-    from sslinv.downstream import DownstreamConfig
-    from sslinv.downstream import run as downstream
+    from sslinv.evaluate.downstream import DownstreamConfig
+    from sslinv.evaluate.downstream import run as downstream
 
     return downstream(DownstreamConfig(
-        model=name, datasets=list(DOWNSTREAM), cache_dir=cfg.cache_dir, data_root=cfg.cache_dir,
-        resize=cfg.recipe.image_size, crop=cfg.recipe.image_size, seed=cfg.seed, workers=cfg.workers,
-        device=cfg.device, force=cfg.force,
+        runtime=cfg.runtime(name), datasets=list(DOWNSTREAM),
+        resize=cfg.recipe.image_size, crop=cfg.recipe.image_size, seed=cfg.seed,
     ), reporter)
 
 

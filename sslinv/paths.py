@@ -9,6 +9,8 @@ highest first:
 - download mirror: ``--mirror`` option, then ``SSLINV_MIRROR``, then none (the official
   URLs). A mirror replaces the scheme and host of every download URL (``fetch-data`` and
   first-use model downloads; see ``sslinv.fetch.manifest.mirror_url``).
+- start method of DataLoader workers: ``SSLINV_START_METHOD`` (``fork``, ``spawn`` or
+  ``forkserver``), else Python's default (see ``sslinv.runtime.make_loader``).
 
 Cache layout::
 
@@ -41,6 +43,7 @@ from pathlib import Path
 ENV_CACHE_DIR = "SSLINV_CACHE_DIR"
 ENV_DATA_ROOT = "SSLINV_DATA_ROOT"
 ENV_MIRROR = "SSLINV_MIRROR"
+ENV_START_METHOD = "SSLINV_START_METHOD"
 
 
 def cache_dir(option: Path | str | None = None) -> Path:
@@ -66,6 +69,12 @@ def data_root(option: Path | str | None = None, cache: Path | None = None) -> Pa
 def mirror(option: str | None = None) -> str | None:
     """The base URL that replaces every download URL's host, or None for the official ones."""
     value = (option or os.environ.get(ENV_MIRROR) or "").strip()
+    return value or None
+
+
+def start_method() -> str | None:
+    """The multiprocessing start method for loader workers, or None for Python's default."""
+    value = os.environ.get(ENV_START_METHOD, "").strip().lower()
     return value or None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,24 @@ def find_finished(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     if cache.canonical_json(record.get("key")) != cache.canonical_json(key):
         return None
     return record
+
+
+def config_dump(cfg: Any) -> dict[str, Any]:
+    """A command's config as the JSON-able ``config`` of its result files: paths as
+    strings, nested dataclasses as dicts, except those whose class sets ``INLINE = True``
+    (the runtime settings every command embeds), whose fields are inlined."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value) and getattr(value, "INLINE", False):
+            out.update(config_dump(value))
+            continue
+        if is_dataclass(value):
+            value = config_dump(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        out[f.name] = value
+    return out
 
 
 def environment(device: str, world_size: int) -> dict[str, Any]:

@@ -219,7 +219,7 @@ def test_cache_path_that_is_a_file(tmp_path, image_folder, monkeypatch):
 def test_unwritable_cache_fails_before_any_work(tmp_path, image_folder, monkeypatch):
     import tempfile
 
-    from sslinv.invariance import synthetic as synth
+    from sslinv.evaluate import synthetic as synth
 
     ro = tmp_path / "ro"
     ro.mkdir()

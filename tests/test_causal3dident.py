@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 from sslinv.data import causal3dident as c3d
 from sslinv.errors import DataNotFoundError, UsageError
-from sslinv.invariance.causal3dident import parse_targets, subset_rows
+from sslinv.evaluate.causal3dident import parse_targets, subset_rows
 
 FAST = ["--resize", "32", "--crop-size", "32", "--batch-size", "64", "--workers", "0", "--device", "cpu"]
 VISIBLE = (0, 7, 9)  # pos_x, obj_hue, bg_hue are drawn; every other column is noise
@@ -158,6 +158,23 @@ def test_seeded_subsets_and_folds_rerun_identically(cache_dir, c3d_root, tmp_pat
     assert again["cached"] is False
     assert again["r2"] == pytest.approx(first["r2"], abs=1e-8)
     assert (again["alpha"], again["gamma"]) == (first["alpha"], first["gamma"])
+
+
+def test_fusion_reuses_member_features(cache_dir, c3d_root, monkeypatch):
+    """Features are cached per member and fused after: a fusion of a cached model costs
+    no forward pass, and mean-fusing a model with itself gives the model's numbers."""
+    args = ("--target", "bg_hue", "--max-train", "40", "--max-test", "20", "--data-root", str(c3d_root), *FAST)
+    alone = run_json("--model", "random-tiny", *args)
+
+    from sslinv.evaluate.features import Extractor
+
+    monkeypatch.setattr(Extractor, "__call__", lambda self, x: (_ for _ in ()).throw(AssertionError("forward")))
+    cat = run_json("--model", "random-tiny+random-tiny", *args)
+    assert cat["model_identity"]["dim"] == 256 and cat["features"]["dim"] == 256
+    assert cat["features"]["train_cached"] is True and cat["results"][0]["cached"] is False
+    mean = run_json("--model", "random-tiny+random-tiny", "--fuse", "mean", *args)
+    assert mean["features"]["dim"] == 128
+    assert mean["results"][0]["r2"] == pytest.approx(alone["results"][0]["r2"], abs=1e-9)
 
 
 # --------------------------------------------------------------------------- errors

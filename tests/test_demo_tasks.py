@@ -103,7 +103,7 @@ def test_builtin_datasets_in_both_registries(tasks, tmp_path):
 
 
 def test_downstream_all_skips_builtin_datasets(tmp_path):
-    from sslinv.downstream import resolve_datasets
+    from sslinv.evaluate.downstream import resolve_datasets
     from sslinv.reporting import Reporter
 
     (tmp_path / "CIFAR10").mkdir()

@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_downstream_data import write_300w, write_cifar10
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.downstream import fuse_features, member_specs
-from test_downstream_data import write_300w, write_cifar10
+from sslinv.models.fusion import fuse, member_specs
 
 FAST = ["--resize", "32", "--crop-size", "32", "--batch-size", "32", "--workers", "0", "--device", "cpu"]
 
@@ -98,7 +98,7 @@ def test_rerun_reuses_result_and_force_reuses_features(cache_dir, data_root, mon
     again = run_json(*args)["results"][0]
     assert again["cached"] is True and again["score"] == first["score"]
 
-    from sslinv.features import Extractor
+    from sslinv.evaluate.features import Extractor
 
     def no_forward(self, images):
         raise AssertionError("a forward pass ran although the features are cached")
@@ -118,7 +118,7 @@ def test_fusion_reuses_member_features(cache_dir, data_root, moco_ckpt, monkeypa
     run_json("--model", "random-tiny", *base)
     run_json("--model", str(moco_ckpt), *base)
 
-    from sslinv.features import Extractor
+    from sslinv.evaluate.features import Extractor
 
     monkeypatch.setattr(Extractor, "__call__", lambda self, x: (_ for _ in ()).throw(AssertionError("forward")))
     fused = run_json("--model", f"random-tiny+{moco_ckpt}", *base)
@@ -133,10 +133,10 @@ def test_fusion_reuses_member_features(cache_dir, data_root, moco_ckpt, monkeypa
 
 def test_fuse_modes_and_member_specs(tmp_path):
     a, b = torch.arange(6.0).view(2, 3), torch.ones(2, 3)
-    assert fuse_features([a], "add") is a
-    torch.testing.assert_close(fuse_features([a, b], "cat"), torch.cat([a, b], 1))
-    torch.testing.assert_close(fuse_features([a, b], "add"), a + b)
-    torch.testing.assert_close(fuse_features([a, b], "mean"), (a + b) / 2)
+    assert fuse([a], "add") is a
+    torch.testing.assert_close(fuse([a, b], "cat"), torch.cat([a, b], 1))
+    torch.testing.assert_close(fuse([a, b], "add"), a + b)
+    torch.testing.assert_close(fuse([a, b], "mean"), (a + b) / 2)
     assert member_specs("default+ventral+dorsal", tmp_path) == ["default", "ventral", "dorsal"]
     odd = tmp_path / "a+b.pth"
     odd.write_bytes(b"")

@@ -399,7 +399,7 @@ def test_300w_crop_matches_the_pixels(tmp_path):
     import torch
 
     from sslinv.data import w300
-    from sslinv.downstream import SplitImages
+    from sslinv.evaluate.downstream import SplitImages
 
     root = tmp_path / "300W"
     rng = np.random.default_rng(1)

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from sslinv.cli.main import app
 from sslinv.pretrain import augment
-from sslinv.pretrain.moco import MoCo, SplitBatchNorm2d, convert_split_bn, default_bn_splits
 from sslinv.pretrain.config import PretrainConfig, lr_at
 from sslinv.pretrain.loop import run
+from sslinv.pretrain.moco import MoCo, SplitBatchNorm2d, convert_split_bn, default_bn_splits
 from sslinv.pretrain.state import read_log
 
 TINY = ["--arch", "resnet_tiny", "--image-size", "32", "--batch-size", "8", "--moco-k", "16",

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 from sslinv.data import realworld as rw
 from sslinv.errors import DataNotFoundError
-from sslinv.invariance.realworld import group_metrics, reference_similarity
+from sslinv.evaluate.realworld import group_metrics, reference_similarity
 
 FAST = ["--resize", "32", "--crop-size", "32", "--stats-resize", "64", "--stats-crop-size", "56",
         "--batch-size", "32", "--workers", "0", "--device", "cpu"]
@@ -79,7 +79,7 @@ def fake_coil100(root: Path, paint, n=2, official=False):
 def fake_aloi(root: Path, paint, n=2, official=False):
     base = root / "ALOI"
     for o in range(1, n + 1):
-        top = (lambda mode: base / "png4" / str(o)) if official else (lambda mode: base / mode / str(o))
+        top = (lambda mode, o=o: base / "png4" / str(o)) if official else (lambda mode, o=o: base / mode / str(o))
         for v, a in enumerate(range(0, 360, 5)):
             paint(top("viewpoint") / f"{o}_r{a}.png", o, v)
         for c in range(1, 4):
@@ -243,7 +243,7 @@ def test_incomplete_pairs_are_errors(tmp_path):
 def test_aloi_collections_are_independent(tmp_path):
     """Only the viewpoint tar unpacked: viewpoint loads, illumination names its archive."""
     paint = Painter()
-    for v, a in enumerate(range(0, 360, 5)):
+    for a in range(0, 360, 5):
         paint(tmp_path / "ALOI" / "png4" / "7" / f"7_r{a}.png")
     assert [g.name for g in rw.load("ALOI-viewpoint", tmp_path).groups] == ["obj7"]
     with pytest.raises(DataNotFoundError, match=r"aloi_red4_ill\.tar.*sslinv fetch-data ALOI"):
@@ -270,7 +270,7 @@ def test_group_metrics_against_numpy_pairs():
 def test_whitened_distance_is_mahalanobis():
     from scipy.spatial.distance import mahalanobis
 
-    from sslinv.invariance.stats import whitening_from_stats
+    from sslinv.evaluate.stats import whitening_from_stats
 
     rng = np.random.default_rng(1)
     feats = rng.standard_normal((200, 6)) @ rng.standard_normal((6, 6))
@@ -318,10 +318,10 @@ def test_parity_with_the_reference_formulas(cache_dir, tmp_path, coil_root):
     """The reference's computation, written out: np.cov statistics over the pool (its
     256/224 pipeline, here 64/56), inv + Cholesky whitening, k x k cosine loop including
     i == j, torch.pdist; compared after the i == j conversion."""
+    from conftest import write_image_folder
     from PIL import Image
     from torchvision import transforms as T
 
-    from conftest import write_image_folder
     from sslinv.models import load_model
 
     pool = write_image_folder(tmp_path / "pool300", n_classes=4, per_class=60)

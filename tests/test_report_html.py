@@ -172,3 +172,17 @@ def test_a_tie_marks_no_best_value():
                ("a", "rotation"): 0.2, ("b", "rotation"): 0.3, ("c", "rotation"): 0.1})
     assert t.best("resized_crop") is None and t.best("rotation") == "b"
     assert table_html(t).count('class="best"') == 1
+
+
+def test_tasks_of_one_downstream_run_share_a_table(tmp_path):
+    """The task's own splits and the solver its target picks do not split the table."""
+    root = tmp_path / "cache"
+    probe = {"kind": "linear", "folds": 5, "seed": 0}
+    for m, v in (("x", 0.5), ("y", 0.6)):
+        for task, solver in (("cls", {"model": "logistic", "max_iter": 100, "tol": 1e-4}), ("marks", {"model": "ridge"})):
+            write(root, "downstream", m, task, {"metric": "accuracy", "score": v},
+                  settings={"probe": {**probe, **solver}, "test": {"name": task, "fingerprint": task + m}})
+        write(root, "downstream", m, "cls", {"metric": "accuracy", "score": v}, settings={"probe": {**probe, "folds": 3}})
+    out = json.loads(invoke("--results", str(root / "results"), "--format", "json").stdout)
+    tables = sorted((t["settings_detail"]["probe"]["folds"], t["tasks"]) for t in out["tables"])
+    assert tables == [(3, ["cls"]), (5, ["cls", "marks"])]  # other user settings still apart

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.spatial.distance import mahalanobis
 
-from sslinv.invariance.stats import (
+from sslinv.evaluate.stats import (
     RunningStats,
     pair_metrics,
     regularisation_warning,

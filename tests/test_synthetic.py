@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.invariance.synthetic import sample_images
+from sslinv.evaluate.synthetic import sample_images
 
 FAST = ["--resize", "64", "--crop-size", "56", "--batch-size", "16", "--workers", "0", "--device", "cpu"]
 
@@ -113,7 +113,7 @@ def test_num_images_all_uses_every_image_once():
 def test_peak_memory_view_chunks_are_bounded(image_folder):
     """Views are rendered in chunks of at most batch-size, whatever k is."""
     from sslinv.data.folder import scan_pool
-    from sslinv.features import ViewChunks
+    from sslinv.evaluate.features import ViewChunks
     from sslinv.transforms import get_family
 
     pool = scan_pool(image_folder)

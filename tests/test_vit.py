@@ -17,7 +17,7 @@ from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_
 from typer.testing import CliRunner
 
 from sslinv.errors import CheckpointError, UnknownNameError
-from sslinv.models.load import load_model
+from sslinv.models.fusion import load_model
 
 X = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
 
@@ -234,8 +234,9 @@ def test_other_input_size_interpolates_position_embeddings(tmp_path):
 
 
 def test_fusion_across_families_each_member_normalises(tmp_path):
-    from sslinv.models.features import FeatureModel, FusedModel
+    from sslinv.models.fusion import FusedModel
     from sslinv.models.preprocess import Normalize
+    from sslinv.models.taps import FeatureModel
 
     net = tiny_vit(10)
     path = save(net.state_dict(), tmp_path / "v.pth")

@@ -23,7 +23,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SCRIPT = """
 import json, sys, torch
 from sslinv.errors import SslinvError
-from sslinv.models.load import load_model
+from sslinv.models.fusion import load_model
 try:
     model, ident = load_model(sys.argv[1], sys.argv[2])
 except SslinvError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslinv.invariance.stats import (
+from sslinv.evaluate.stats import (
     PRECISION_RTOL,
     RunningStats,
     pair_metrics,

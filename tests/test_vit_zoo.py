@@ -9,7 +9,8 @@ import pytest
 import torch
 from test_vit import feats, reference, tiny_vit, with_prefix
 
-from sslinv.models.load import converted_path, load_model
+from sslinv.models.fusion import load_model
+from sslinv.models.load import converted_path
 from sslinv.models.zoo import MODELS
 from sslinv.paths import weights_dir
 

@@ -24,8 +24,9 @@ from sslinv.cli.main import app
 from sslinv.errors import CheckpointError, ChecksumError
 from sslinv.fetch.download import normalise_expected
 from sslinv.models.checkpoints import save_moco_checkpoint
-from sslinv.models.features import FeatureModel
-from sslinv.models.load import converted_path, fetch_weights, load_model, random_backbone
+from sslinv.models.fusion import load_model
+from sslinv.models.load import converted_path, fetch_weights, random_backbone
+from sslinv.models.taps import FeatureModel
 from sslinv.models.zoo import MODELS, UNSUPPORTED, model_names
 from sslinv.paths import weights_dir
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from sslinv.cache import refreshing
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
+from sslinv.cli.common import check_crop, emit, evaluation_command
+from sslinv.cli.output import stdout
 
 # Torch-free copies for --help and completion (tests check them against the loader).
 LATENT_NAMES = (
@@ -27,23 +27,10 @@ def complete_solver(incomplete: str) -> list[str]:
     return [s for s in SOLVERS if s.startswith(incomplete)]
 
 
-def parse_limit(value: str, option: str) -> int | None:
-    from sslinv.errors import UsageError
-
-    if value.lower() == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"{option} must be a positive integer or 'all', not {value!r}.")
-    return n
-
-
-@handle_errors()
+@evaluation_command(skip_bad=False)
 def causal3dident(
-    model: o.Model,
+    rt,
+    json_: bool,
     target: Annotated[
         list[str],
         typer.Option(
@@ -71,23 +58,6 @@ def causal3dident(
     ] = "auto",
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side after resizing.", rich_help_panel=o.DATA)] = 224,
     crop_size: Annotated[int, typer.Option("--crop-size", min=1, help="Centre crop size.", rich_help_panel=o.DATA)] = 224,
-    feature_layer: o.Layer = "backbone",
-    arch: o.ArchOpt = None,
-    fuse: o.FuseOpt = o.Fuse.cat,
-    force: o.Force = False,
-    refresh_cache: o.RefreshCache = False,
-    json_: o.Json = False,
-    verbose: o.Verbose = False,
-    cache_dir: o.CacheDir = None,
-    data_root: o.DataRoot = None,
-    device: o.Device = None,
-    precision: o.PrecisionOpt = o.Precision.fp32,
-    batch_size: o.BatchSize = 64,
-    workers: o.Workers = None,
-    nproc_per_node: o.NprocPerNode = 1,
-    nnodes: o.Nnodes = 1,
-    node_rank: o.NodeRank = 0,
-    rdzv_endpoint: o.RdzvEndpoint = None,
 ) -> None:
     """Measure how much of each Causal3DIdent latent variable a model's features keep.
 
@@ -95,64 +65,28 @@ def causal3dident(
 
     Example: sslinv causal3dident --model default --target all --max-train 5000
     """
-    from sslinv.launch import LaunchOptions, relaunch
-
-    launch = LaunchOptions(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
-    if launch.wants_relaunch:
-        raise typer.Exit(relaunch(launch))
-
-    # -- config -------------------------------------------------------------------------
-    from sslinv import paths
     from sslinv.errors import UsageError
-    from sslinv.invariance.causal3dident import Causal3DIdentConfig, parse_targets, run
+    from sslinv.evaluate.causal3dident import Causal3DIdentConfig, parse_targets, run
 
-    if crop_size > resize:
-        raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")
+    check_crop(resize, crop_size)
     if solver not in SOLVERS:
         raise UsageError(f"Unknown --solver {solver!r}. Use one of: {', '.join(SOLVERS)}.")
     parse_targets(target)  # a bad target fails before any data is read
-    cache = o.cache_root(cache_dir)
     cfg = Causal3DIdentConfig(
-        model=model,
+        runtime=rt,
         targets=list(target),
-        cache_dir=cache,
-        data_root=paths.data_root(data_root, cache),
         resize=resize,
         crop=crop_size,
-        layer=feature_layer,
-        arch=arch,
-        fuse=fuse.value,
-        max_train=parse_limit(max_train, "--max-train"),
-        max_test=parse_limit(max_test, "--max-test"),
+        max_train=o.parse_count(max_train, "--max-train"),
+        max_test=o.parse_count(max_test, "--max-test"),
         seed=seed,
         folds=folds,
         solver=solver,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        precision=precision.value,
-        force=force or refresh_cache,
     )
-
-    # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter, refreshing(refresh_cache):
-        results = run(cfg, reporter)
-
-    # -- render ---------------------------------------------------------------------------
-    if not results:  # ranks other than 0
-        return
-    first = results[0].record
-    if json_:
-        print_json({
-            "command": "causal3dident",
-            "model": model,
-            "model_identity": first.get("model"),
-            "dataset": first.get("dataset"),
-            "features": first.get("features"),
-            "results": [r.summary() for r in results],
-        })
-        return
-    render_table(model, results)
+    emit("causal3dident", run, cfg, json_, lambda results: {
+        "dataset": results[0].record.get("dataset"),
+        "features": results[0].record.get("features"),
+    }, render_table)
 
 
 def render_table(model: str, results) -> None:

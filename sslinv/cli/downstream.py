@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sslinv.cache import refreshing
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
+from sslinv.cli.common import check_crop, emit, evaluation_command
+from sslinv.cli.output import stdout
 
 PROBE = "Probe"
 
@@ -26,9 +26,10 @@ def complete_dataset(incomplete: str) -> list[str]:
     return [n for n in ("all", *dataset_names()) if n.startswith(incomplete.lower())]
 
 
-@handle_errors()
+@evaluation_command(skip_bad=False)
 def downstream(
-    model: o.Model,
+    rt,
+    json_: bool,
     dataset: Annotated[
         list[str],
         typer.Option(
@@ -71,23 +72,6 @@ def downstream(
     ] = None,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side after resizing.", rich_help_panel=o.DATA)] = 224,
     crop_size: Annotated[int, typer.Option("--crop-size", min=1, help="Centre crop size.", rich_help_panel=o.DATA)] = 224,
-    feature_layer: o.Layer = "backbone",
-    arch: o.ArchOpt = None,
-    fuse: o.FuseOpt = o.Fuse.cat,
-    force: o.Force = False,
-    refresh_cache: o.RefreshCache = False,
-    json_: o.Json = False,
-    verbose: o.Verbose = False,
-    cache_dir: o.CacheDir = None,
-    data_root: o.DataRoot = None,
-    device: o.Device = None,
-    precision: o.PrecisionOpt = o.Precision.fp32,
-    batch_size: o.BatchSize = 64,
-    workers: o.Workers = None,
-    nproc_per_node: o.NprocPerNode = 1,
-    nnodes: o.Nnodes = 1,
-    node_rank: o.NodeRank = 0,
-    rdzv_endpoint: o.RdzvEndpoint = None,
 ) -> None:
     """Measure how well a model's frozen features transfer: linear probes on six datasets.
 
@@ -95,31 +79,16 @@ def downstream(
 
     Example: sslinv downstream --model default+ventral+dorsal --dataset all
     """
-    from sslinv.launch import LaunchOptions, relaunch
-
-    launch = LaunchOptions(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
-    if launch.wants_relaunch:
-        raise typer.Exit(relaunch(launch))
-
-    # -- config -------------------------------------------------------------------------
-    from sslinv import paths
-    from sslinv.downstream import DownstreamConfig, run
     from sslinv.errors import UsageError
+    from sslinv.evaluate.downstream import DownstreamConfig, run
 
-    if crop_size > resize:
-        raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")
+    check_crop(resize, crop_size)
     if split_dir is not None and not split_dir.is_dir():
         raise UsageError(f"--split-dir {split_dir} is not a folder (it should hold train.txt and test.txt).")
-    cache = o.cache_root(cache_dir)
     cfg = DownstreamConfig(
-        model=model,
+        runtime=rt,
         datasets=list(dataset),
-        cache_dir=cache,
-        data_root=paths.data_root(data_root, cache),
         probe=probe.value,
-        fuse=fuse.value,
-        layer=feature_layer,
-        arch=arch,
         resize=resize,
         crop=crop_size,
         folds=folds,
@@ -130,31 +99,8 @@ def downstream(
         max_iter=max_iter,
         knn_k=knn_k,
         knn_temperature=knn_temperature,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        precision=precision.value,
-        force=force or refresh_cache,
     )
-
-    # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter, refreshing(refresh_cache):
-        results = run(cfg, reporter)
-
-    # -- render ---------------------------------------------------------------------------
-    if not results:  # ranks other than 0
-        return
-    if json_:
-        first = results[0].record
-        print_json({
-            "command": "downstream",
-            "model": model,
-            "model_identity": first.get("model"),
-            "probe": probe.value,
-            "results": [r.summary() for r in results],
-        })
-        return
-    render_table(model, results)
+    emit("downstream", run, cfg, json_, lambda results: {"probe": probe.value}, render_table)
 
 
 METRIC_NAMES = {"accuracy": "accuracy", "mean_per_class_accuracy": "mean per-class acc.", "r2": "R^2"}

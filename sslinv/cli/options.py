@@ -1,4 +1,4 @@
-"""Option aliases shared by the commands, and shell-completion callbacks.
+"""Option aliases shared by the commands, the evaluations' shared block, and completions.
 
 Nothing here imports torch: ``sslinv --help`` and tab completion must answer at once.
 Name lists come from the registries themselves, which import no torch either
@@ -37,6 +37,21 @@ class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+
+
+def parse_count(value: str, option: str) -> int | None:
+    """A positive integer, or ``all`` (None), as typed after ``option``."""
+    from sslinv.errors import UsageError
+
+    if value.lower() == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"{option} must be a positive integer or 'all', not {value!r}.")
+    return n
 
 
 def complete_model(incomplete: str) -> list[str]:
@@ -169,3 +184,29 @@ def cache_root(option: Path | None) -> Path:
     from sslinv import cache, paths
 
     return cache.require_writable(paths.cache_dir(option), "--cache-dir (or set SSLINV_CACHE_DIR)")
+
+
+def shared_options(
+    model: Model,
+    feature_layer: Layer = "backbone",
+    arch: ArchOpt = None,
+    fuse: FuseOpt = Fuse.cat,
+    force: Force = False,
+    refresh_cache: RefreshCache = False,
+    json_: Json = False,
+    verbose: Verbose = False,
+    cache_dir: CacheDir = None,
+    data_root: DataRoot = None,
+    skip_bad: SkipBad = False,
+    device: Device = None,
+    precision: PrecisionOpt = Precision.fp32,
+    batch_size: BatchSize = 64,
+    workers: Workers = None,
+    nproc_per_node: NprocPerNode = 1,
+    nnodes: Nnodes = 1,
+    node_rank: NodeRank = 0,
+    rdzv_endpoint: RdzvEndpoint = None,
+) -> None:
+    """The options every evaluation command shares, in their order in ``--help``: a
+    signature only (``sslinv.cli.common.evaluation_command`` reads it); ``--model`` comes
+    first, the command's own options after it."""

@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sslinv.cache import refreshing
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
+from sslinv.cli.common import check_crop, emit, evaluation_command
+from sslinv.cli.output import stdout
 
 
 def complete_dataset(incomplete: str) -> list[str]:
@@ -17,13 +17,10 @@ def complete_dataset(incomplete: str) -> list[str]:
     return [n for n in ("all", *NAMES, *DEMO_NAMES) if n.lower().startswith(incomplete.lower())]
 
 
-def complete_stats_data(incomplete: str) -> list[str]:
-    return ["demo"] if "demo".startswith(incomplete) else []
-
-
-@handle_errors()
+@evaluation_command(skip_bad=True)
 def realworld(
-    model: o.Model,
+    rt,
+    json_: bool,
     dataset: Annotated[
         list[str],
         typer.Option(
@@ -41,7 +38,7 @@ def realworld(
             "--stats-data",
             help="Pool for the feature mean and covariance: an image folder (class/*.jpg or flat; "
             "an ImageNet root holding val/ means its val/), or 'demo'. Default: <data-root>/imagenet/val.",
-            show_default=False, autocompletion=complete_stats_data, rich_help_panel=o.DATA,
+            show_default=False, autocompletion=o.complete_data, rich_help_panel=o.DATA,
         ),
     ] = None,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side of the real-world images after resizing.", rich_help_panel=o.DATA)] = 224,
@@ -52,24 +49,6 @@ def realworld(
     stats_crop: Annotated[
         int, typer.Option("--stats-crop-size", min=1, help="Centre crop of the statistics pool images.", rich_help_panel=o.DATA)
     ] = 224,
-    feature_layer: o.Layer = "backbone",
-    arch: o.ArchOpt = None,
-    fuse: o.FuseOpt = o.Fuse.cat,
-    force: o.Force = False,
-    refresh_cache: o.RefreshCache = False,
-    json_: o.Json = False,
-    verbose: o.Verbose = False,
-    cache_dir: o.CacheDir = None,
-    data_root: o.DataRoot = None,
-    skip_bad: o.SkipBad = False,
-    device: o.Device = None,
-    precision: o.PrecisionOpt = o.Precision.fp32,
-    batch_size: o.BatchSize = 64,
-    workers: o.Workers = None,
-    nproc_per_node: o.NprocPerNode = 1,
-    nnodes: o.Nnodes = 1,
-    node_rank: o.NodeRank = 0,
-    rdzv_endpoint: o.RdzvEndpoint = None,
 ) -> None:
     """Measure how invariant a model's features are to real changes of view, light and blur.
 
@@ -77,62 +56,22 @@ def realworld(
 
     Example: sslinv realworld --model default --dataset COIL100
     """
-    from sslinv.launch import LaunchOptions, relaunch
+    from sslinv.evaluate.realworld import RealWorldConfig, expand_datasets, run
 
-    launch = LaunchOptions(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
-    if launch.wants_relaunch:
-        raise typer.Exit(relaunch(launch))
-
-    # -- config -------------------------------------------------------------------------
-    from sslinv import paths
-    from sslinv.errors import UsageError
-    from sslinv.invariance.realworld import RealWorldConfig, expand_datasets, run
-
-    if crop_size > resize:
-        raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")
-    if stats_crop > stats_resize:
-        raise UsageError(f"--stats-crop-size ({stats_crop}) cannot exceed --stats-resize ({stats_resize}).")
+    check_crop(resize, crop_size)
+    check_crop(stats_resize, stats_crop, "--stats-resize", "--stats-crop-size")
     expand_datasets(dataset)  # an unknown name fails here, with a did-you-mean
-    cache = o.cache_root(cache_dir)
     cfg = RealWorldConfig(
-        model=model,
+        runtime=rt,
         datasets=list(dataset),
-        cache_dir=cache,
-        data_root=paths.data_root(data_root, cache),
         stats_data=stats_data,
         resize=resize,
         crop=crop_size,
         stats_resize=stats_resize,
         stats_crop=stats_crop,
-        layer=feature_layer,
-        arch=arch,
-        fuse=fuse.value,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        precision=precision.value,
-        skip_bad=skip_bad,
-        force=force or refresh_cache,
     )
-
-    # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter, refreshing(refresh_cache):
-        results = run(cfg, reporter)
-
-    # -- render ---------------------------------------------------------------------------
-    if not results:  # ranks other than 0
-        return
-    first = results[0].record
-    if json_:
-        print_json({
-            "command": "realworld",
-            "model": model,
-            "model_identity": first.get("model"),
-            "statistics": first.get("statistics"),
-            "results": [r.summary() for r in results],
-        })
-        return
-    render_table(model, results)
+    emit("realworld", run, cfg, json_, lambda results: {"statistics": results[0].record.get("statistics")},
+         render_table)
 
 
 def render_table(model: str, results) -> None:

@@ -6,23 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sslinv.cache import refreshing
 from sslinv.cli import options as o
-from sslinv.cli.output import handle_errors, print_json, progress_reporter, stdout
-
-
-def parse_num_images(value: str) -> int | None:
-    from sslinv.errors import UsageError
-
-    if value.lower() == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"--num-images must be a positive integer or 'all', not {value!r}.")
-    return n
+from sslinv.cli.common import check_crop, emit, evaluation_command
+from sslinv.cli.output import stdout
 
 
 def expand_transforms(names: list[str]) -> list[str]:
@@ -35,9 +21,10 @@ def expand_transforms(names: list[str]) -> list[str]:
     return out
 
 
-@handle_errors()
+@evaluation_command(skip_bad=True)
 def synthetic(
-    model: o.Model,
+    rt,
+    json_: bool,
     transform: Annotated[
         list[str],
         typer.Option(
@@ -64,24 +51,6 @@ def synthetic(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the image sample.", rich_help_panel=o.DATA)] = 0,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side after resizing.", rich_help_panel=o.DATA)] = 256,
     crop_size: Annotated[int, typer.Option("--crop-size", min=1, help="Centre crop size.", rich_help_panel=o.DATA)] = 224,
-    feature_layer: o.Layer = "backbone",
-    arch: o.ArchOpt = None,
-    fuse: o.FuseOpt = o.Fuse.cat,
-    force: o.Force = False,
-    refresh_cache: o.RefreshCache = False,
-    json_: o.Json = False,
-    verbose: o.Verbose = False,
-    cache_dir: o.CacheDir = None,
-    data_root: o.DataRoot = None,
-    skip_bad: o.SkipBad = False,
-    device: o.Device = None,
-    precision: o.PrecisionOpt = o.Precision.fp32,
-    batch_size: o.BatchSize = 64,
-    workers: o.Workers = None,
-    nproc_per_node: o.NprocPerNode = 1,
-    nnodes: o.Nnodes = 1,
-    node_rank: o.NodeRank = 0,
-    rdzv_endpoint: o.RdzvEndpoint = None,
 ) -> None:
     """Measure how invariant a model's features are to synthetic transformations.
 
@@ -89,62 +58,24 @@ def synthetic(
 
     Example: sslinv synthetic --model default --transform grayscale
     """
-    from sslinv.launch import LaunchOptions, relaunch
+    from sslinv.evaluate.synthetic import SyntheticConfig, run
 
-    launch = LaunchOptions(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
-    if launch.wants_relaunch:
-        raise typer.Exit(relaunch(launch))
-
-    # -- config -------------------------------------------------------------------------
-    from sslinv import paths
-    from sslinv.errors import UsageError
-    from sslinv.invariance.synthetic import SyntheticConfig, run
-
-    if crop_size > resize:
-        raise UsageError(f"--crop-size ({crop_size}) cannot exceed --resize ({resize}).")
-    cache = o.cache_root(cache_dir)
+    check_crop(resize, crop_size)
     cfg = SyntheticConfig(
-        model=model,
+        runtime=rt,
         transforms=expand_transforms(transform),
-        cache_dir=cache,
-        data_root=paths.data_root(data_root, cache),
         data=data,
         k=k,
-        num_images=parse_num_images(num_images),
+        num_images=o.parse_count(num_images, "--num-images"),
         seed=seed,
         resize=resize,
         crop=crop_size,
-        layer=feature_layer,
-        arch=arch,
-        fuse=fuse.value,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        precision=precision.value,
-        skip_bad=skip_bad,
-        force=force or refresh_cache,
     )
-
-    # -- run ----------------------------------------------------------------------------
-    with progress_reporter() as reporter, refreshing(refresh_cache):
-        results = run(cfg, reporter)
-
-    # -- render ---------------------------------------------------------------------------
-    if not results:  # ranks other than 0
-        return
-    if json_:
-        first = results[0].record
-        print_json({
-            "command": "synthetic",
-            "model": model,
-            "model_identity": first.get("model"),
-            "dataset": first.get("dataset"),
-            "num_images": first["key"]["num_images"],
-            "statistics": first.get("statistics"),
-            "results": [r.summary() for r in results],
-        })
-        return
-    render_table(model, results)
+    emit("synthetic", run, cfg, json_, lambda results: {
+        "dataset": results[0].record.get("dataset"),
+        "num_images": results[0].record["key"]["num_images"],
+        "statistics": results[0].record.get("statistics"),
+    }, render_table)
 
 
 def render_table(model: str, results) -> None:

@@ -24,8 +24,8 @@ from sslinv.cache import lock, read_json, write_json
 from sslinv.fetch import download as _download
 from sslinv.fetch.download import essential, hash_file, mismatches, normalise_expected
 from sslinv.fetch.manifest import mirror_url
-from sslinv.reporting import NullReporter, Reporter, human_size
 from sslinv.paths import recorded_hashes_path
+from sslinv.reporting import NullReporter, Reporter, human_size
 
 __all__ = ["Fetched", "RecordedHashes", "expected_checksums", "fetch_file", "now", "record_first_use"]
 

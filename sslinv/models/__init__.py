@@ -4,12 +4,13 @@
 (PEP 562), so ``from sslinv.models import model_names`` (or importing
 ``sslinv.models.zoo``) lists the zoo without importing torch.
 
-Modules: ``resnet`` (architectures: ``ARCHS``), ``features`` (``FeatureModel``,
-``FusedModel``), ``checkpoints`` (layouts: ``load_checkpoint``, ``save_moco_checkpoint``),
-``zoo`` (records: ``MODELS``, torch-free), ``load`` (``load_model``); ViTs through timm:
-``vit`` (``ViTFeatures``, architecture from the tensors), ``layouts_vit`` (DINO, DINOv2,
-MAE, DeiT, MoCo v3, iBOT layouts), ``hub`` (``timm:<name>``), ``preprocess`` (each
-model's own normalisation).
+Modules: ``resnet`` (architectures: ``ARCHS``), ``taps`` (``FeatureModel``: one layer,
+pooled), ``fusion`` (``a+b+c``: ``load_members``, ``fuse``, ``FusedModel``,
+``load_model``), ``checkpoints`` (layouts: ``load_checkpoint``, ``save_moco_checkpoint``),
+``zoo`` (records: ``MODELS``, torch-free), ``load`` (one member by name, path or
+``timm:<name>``; zoo downloads), ``preprocess`` (each model's own input normalisation);
+ViTs through timm: ``vit`` (``ViTFeatures``, architecture from the tensors),
+``layouts_vit`` (DINO, DINOv2, MAE, DeiT, MoCo v3, iBOT layouts), ``hub`` (``timm:<name>``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ _EXPORTS = {
     "Arch": "resnet",
     "ResNet": "resnet",
     "STAGES": "resnet",
-    "FeatureModel": "features",
-    "FusedModel": "features",
+    "FeatureModel": "taps",
+    "FusedModel": "fusion",
+    "fuse": "fusion",
+    "load_members": "fusion",
     "ViTFeatures": "vit",
     "Preprocessing": "preprocess",
     "LoadedCheckpoint": "checkpoints",
@@ -37,7 +40,7 @@ _EXPORTS = {
     "ModelRecord": "zoo",
     "checkpoint_names": "zoo",
     "model_names": "zoo",
-    "load_model": "load",
+    "load_model": "fusion",
     "random_backbone": "load",
     "state_dict_sha256": "load",
 }

@@ -1,12 +1,11 @@
-"""``load_model``: a model spec (name, checkpoint path, or ``a+b+c``) -> features + identity.
+"""One model by name or path -> its backbone and identity entry (fusions: ``models.fusion``).
 
-The identity dict goes into result files and cache keys. It holds, per member, the
-sha256 of the checkpoint bytes (of the weights themselves for random models), so a
-changed checkpoint is a different model and never reuses stale statistics.
+The identity entry goes into result files and cache keys. It holds the sha256 of the
+checkpoint bytes (of the weights themselves for random models), so a changed checkpoint
+is a different model and never reuses stale statistics.
 
 Resolution of one member, first match wins: a registered model name; a file
 ``<cache>/checkpoints/<name>.pth.tar`` (models trained by the user); a path to a file.
-A spec containing ``+`` that is not itself a name or an existing path is a fusion.
 
 Zoo models (kind ``download``) go through :func:`fetch_weights`: downloaded once with
 ``sslinv.fetch.verified.fetch_file`` (resumable, retried, checked against the published hash or the
@@ -36,9 +35,9 @@ from sslinv.models.checkpoints import (
     build_backbone,
     load_checkpoint,
 )
-from sslinv.models.features import FeatureModel, FusedModel
 from sslinv.models.preprocess import Preprocessing
 from sslinv.models.resnet import ARCHS
+from sslinv.models.taps import FeatureModel
 from sslinv.models.zoo import (
     CHECKPOINT_SUFFIX,
     HUB_PREFIX,
@@ -46,8 +45,6 @@ from sslinv.models.zoo import (
     PAPER_MODEL_STANDINS,
     UNSUPPORTED,
     ModelRecord,
-    check_fuse,
-    check_layer,
     checkpoint_names,
     model_names,
 )
@@ -55,10 +52,11 @@ from sslinv.paths import checkpoint_path, converted_path
 from sslinv.registry import did_you_mean
 
 __all__ = [
+    "check_known",
     "converted_path",
     "fetch_weights",
     "load_backbone",
-    "load_model",
+    "load_source",
     "random_backbone",
     "resolve_member",
     "state_dict_sha256",
@@ -78,53 +76,6 @@ class _Member:
         from sslinv.models.vit import feature_model
 
         return feature_model(self.backbone, layer, self.preprocessing)
-
-
-def load_model(
-    spec: str, cache: Path | str, layer: str = "backbone", fuse: str = "cat", arch: str | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the feature model for ``spec`` (eval mode, CPU) and its JSON-able identity.
-
-    ``spec`` is a registered name, a path to a checkpoint file, ``timm:<name>[.<tag>]``
-    (a timm model from the Hugging Face hub), or ``a+b+c`` (members fused with ``fuse``:
-    ``cat``, ``add`` or ``mean``). ``layer`` is ``backbone``, ``layer1``..``layer4``
-    (ResNets) or ``patch-mean``, ``blocks.N`` (ViTs). ``arch`` (``--arch``) names the
-    architecture of the checkpoint files given (a timm model name for a ViT).
-    """
-    check_layer(layer)
-    check_fuse(fuse)
-    cache = Path(cache)
-    parts = [spec] if _is_single(spec, cache) else spec.split("+")
-    if any(not p.strip() for p in parts):
-        raise UsageError(f"Model spec {spec!r} has an empty member; write e.g. 'default+ventral'.")
-
-    # Check every name first, so a typo in the last member fails before anything loads.
-    for part in parts:
-        _check_known(part.strip(), cache)
-    sources = [resolve_member(p.strip(), cache) for p in parts]
-    members = [_load(src, cache, arch) for src in sources]
-    feats = [m.features(layer) for m in members]
-    for feat, m in zip(feats, members):
-        m.info["dim"] = feat.dim
-    fused = len(feats) > 1
-    model: nn.Module = FusedModel(feats, fuse) if fused else feats[0]
-    model = model.to("cpu").eval()
-
-    identity: dict[str, Any] = {"spec": spec, "layer": layer}
-    if fused:
-        identity["fuse"] = fuse
-    identity["dim"] = int(model.dim)
-    identity["members"] = [m.info for m in members]
-    return model, identity
-
-
-def _is_single(spec: str, cache: Path) -> bool:
-    return (
-        "+" not in spec
-        or spec in MODELS
-        or checkpoint_path(cache, spec).is_file()
-        or Path(spec).expanduser().exists()
-    )
 
 
 @dataclass(frozen=True)
@@ -170,7 +121,7 @@ def resolve_member(name: str, cache: Path) -> _Source:
     raise _unknown(name, cache)
 
 
-def _check_known(name: str, cache: Path) -> None:
+def check_known(name: str, cache: Path) -> None:
     """Raise UnknownNameError unless ``name`` is a model name, a named checkpoint or a path."""
     if name in MODELS or checkpoint_path(cache, name).is_file() or Path(name).expanduser().exists():
         return
@@ -196,10 +147,14 @@ def _unknown(name: str, cache: Path) -> UnknownNameError | CheckpointError:
 
 def load_backbone(name: str, cache: Path) -> _Member:
     """One member: a ResNet with fc = Identity (eval mode) and its identity entry."""
-    return _load(resolve_member(name, Path(cache)), Path(cache))
+    return load_source(resolve_member(name, Path(cache)), Path(cache))
 
 
-def _load(src: _Source, cache: Path, arch: str | None = None) -> _Member:
+def load_source(src: _Source, cache: Path, arch: str | None = None) -> _Member:
+    """Load a resolved member (``resolve_member``): its backbone and identity entry.
+
+    ``arch`` (``--arch``) names the architecture of a checkpoint file (a timm model name
+    for a ViT); ``timm:<name>`` members come from the Hugging Face hub."""
     if src.hub:
         from sslinv.models.hub import load_hub_model
 

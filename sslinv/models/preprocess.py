@@ -4,7 +4,7 @@ Views are rendered once as uint8 tensors at the protocol's size; every feature m
 (every member of a fusion) normalises its own input inside its ``forward`` with the mean
 and std its weights were trained with. ResNets use the ImageNet constants, folded into
 one step exactly as the extractor did before (``(x - 255 mean) / (255 std)`` on the
-0..255 float input), so their numbers do not change. CLIP models carry OpenAI's own
+0..255 float input, on the device), so their numbers do not change. CLIP models carry OpenAI's own
 constants.
 """
 
@@ -16,9 +16,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from sslinv.transforms.pipeline import IMAGENET_MEAN, IMAGENET_STD
+__all__ = ["CLIP_MEAN", "CLIP_STD", "IMAGENET", "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "Preprocessing"]
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "IMAGENET", "Normalize", "Preprocessing"]
+#: ImageNet's normalisation (``ToTensor`` then ``Normalize(IMAGENET_MEAN, IMAGENET_STD)``):
+#: every ResNet sslinv knows was trained on it.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: OpenAI CLIP's normalisation (openai/CLIP clip/clip.py; open_clip constants).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

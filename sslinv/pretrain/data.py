@@ -25,14 +25,14 @@ from sslinv import paths
 from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError
-from sslinv.features import default_workers, opencv_fork_safe
 from sslinv.pretrain import augment
+from sslinv.runtime import default_workers, opencv_fork_safe
 
 
 def resolve_training_pool(data: str | None, cache_root: Path, data_root: Path, world: World, reporter) -> ImagePool:
     """``None``: ImageNet train under the data root; ``demo``: the built-in pool; else a folder."""
     from sslinv.data.folder import scan_pool
-    from sslinv.invariance.pool import resolve_pool
+    from sslinv.data.pool import resolve_pool
 
     if data is None:
         root = paths.imagenet_train(Path(data_root))

@@ -41,7 +41,6 @@ import torch.nn.functional as F
 from sslinv import cache, distributed, paths, results
 from sslinv.distributed import World
 from sslinv.errors import DataNotFoundError, SslinvError, UsageError
-from sslinv.features import autocast_dtype, resolve_device
 from sslinv.pretrain import augment
 from sslinv.pretrain.config import PretrainConfig, PretrainResult, lr_at, resolve_recipe
 from sslinv.pretrain.data import RunBatches, TwoViews, make_train_loader, resolve_training_pool, train_workers
@@ -61,6 +60,7 @@ from sslinv.pretrain.state import (
     truncate_log,
 )
 from sslinv.reporting import Reporter
+from sslinv.runtime import autocast_dtype, resolve_device
 
 #: Called after every checkpoint with its path, the finished epochs and the steps done in
 #: the next one (on every rank); raising here stops the run as Ctrl-C would.

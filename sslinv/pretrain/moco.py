@@ -42,7 +42,7 @@ from torch import nn
 
 from sslinv.distributed import World
 from sslinv.errors import UsageError
-from sslinv.features import IMAGENET_MEAN, IMAGENET_STD
+from sslinv.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from sslinv.models.resnet import ARCHS
 
 __all__ = ["MoCo", "SplitBatchNorm2d", "convert_split_bn", "default_bn_splits", "head_dim"]

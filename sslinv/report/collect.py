@@ -25,6 +25,9 @@ from sslinv.results import scan_results
 # Fields of a result key that name the model or the task, not the protocol settings.
 _IDENTITY_FIELDS = {"model", "transform", "task", "dataset", "target", "k", "command"}
 
+# Downstream probe fields chosen by the task's target type, not by the user.
+_TASK_SOLVER = {"model", "max_iter", "tol"}
+
 #: For each metric: does a larger value mean "more invariant" / "better"?
 HIGHER_IS_BETTER = {"similarity": True, "similarity_reference": True, "distance": False, "score": True}
 
@@ -60,12 +63,19 @@ METRICS = ("similarity", "distance", "similarity_reference", "score")
 def settings_of(record: dict[str, Any]) -> dict[str, Any]:
     """The protocol settings of a run: its cache key minus model and task identity.
 
-    The requested ``--k`` (not the per-family k) is a setting of a synthetic run.
+    The requested ``--k`` (not the per-family k) is a setting of a synthetic run. Parts
+    that follow from the task itself are identity too, so the tasks of one run share a
+    table: the task's own dataset splits (an entry naming the task) and, downstream, the
+    solver its target type picks (logistic or ridge, and the logistic-only limits).
     """
     key = record.get("key") or {}
-    out = {k: v for k, v in key.items() if k not in _IDENTITY_FIELDS}
+    task = record.get("task")
+    out = {k: v for k, v in key.items()
+           if k not in _IDENTITY_FIELDS and not (isinstance(v, dict) and v.get("name") == task)}
     if record.get("command") == "synthetic":
         out["requested_k"] = (record.get("config") or {}).get("k")
+    if record.get("command") == "downstream" and isinstance(out.get("probe"), dict):
+        out["probe"] = {k: v for k, v in out["probe"].items() if k not in _TASK_SOLVER}
     return out
 
 

@@ -98,7 +98,7 @@ def profiles(t: Table) -> list[Figure]:
         out.append(Figure(
             name=f"profile-{t.settings}-{_safe(m)}", title=title, section="profiles", group=t.settings,
             svg=svg.bar_chart(t.tasks, vals, fills, label, title, ylim, tips, width=max(380, 24 * len(t.tasks) + 70)),
-            caption="blue: spatial, orange: appearance",
+            caption="dark: spatial, light: appearance transformations",
         ))
     return out
 

@@ -16,7 +16,8 @@ from html import escape
 #: Tableau 10: distinguishable model colours, used in order of the models.
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
-KIND_COLOURS = {"spatial": "#4e79a7", "appearance": "#f28e2b"}
+#: Bar colours of the two kinds of transformation, apart from the model colours.
+KIND_COLOURS = {"spatial": "#51606f", "appearance": "#c9a66b"}
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif"
 
 
@@ -308,8 +309,8 @@ def heat_panels(panels: list[tuple[str, list[list[float | None]], list[list[str]
     c.text(ylab_w + 18 + (last - ylab_w - 18) / 2, height - 8, xlabel, size=11, anchor="middle")
     if ph >= 6.5 * len(ylabel):
         c.text(12, top + ph / 2, ylabel, size=11, anchor="middle", rotate=-90)
-    else:  # too short a map for a vertical title: write it above the row names
-        c.text(8, top - 6, ylabel, size=11)
+    else:  # too short a map for a vertical title: write it under the figure's title
+        c.text(8, 32, ylabel, size=11)
     return c.render()
 
 

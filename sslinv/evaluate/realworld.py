@@ -31,24 +31,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from sslinv.reporting import Reporter, lazy_task
-from sslinv import distributed, results
-from sslinv.data.folder import ImagePool, load_rgb, scan_pool
+from sslinv import distributed
 from sslinv.data import demo_tasks
+from sslinv.data.pool import resolve_stats_pool
 from sslinv.data.realworld import NAMES, GroupedImages, by_count
 from sslinv.data.realworld import get as get_dataset
-from sslinv.errors import BadImageError, DataNotFoundError
-from sslinv.features import Extractor, collate_clean, default_workers, make_loader, resolve_device
-from sslinv.invariance.pool import pool_statistics, resolve_pool
-from sslinv.invariance.stats import Whitening, regularisation_warning, whitening_from_stats
+from sslinv.errors import DataNotFoundError
+from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
+from sslinv.evaluate.features import CleanImages, Extractor, collate_clean
+from sslinv.evaluate.stats import Whitening, pool_whitening
+from sslinv.reporting import Reporter
+from sslinv.runtime import make_loader
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -64,33 +64,17 @@ CONVENTION = (
 
 @dataclass
 class RealWorldConfig:
-    model: str
+    runtime: Runtime
     datasets: list[str]  # registry names, or ["all"]
-    cache_dir: Path
-    data_root: Path
     stats_data: str | None = None  # None: ImageNet val under the data root; "demo"; or a path
     resize: int = 224
     crop: int = 224
     stats_resize: int = 256
     stats_crop: int = 224
-    layer: str = "backbone"
-    arch: str | None = None  # --arch: architecture of the checkpoint files given
-    fuse: str = "cat"
-    batch_size: int = 64
-    workers: int | None = None
-    device: str | None = None
-    precision: str = "fp32"
-    skip_bad: bool = False
-    force: bool = False
-
-    def public(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cache_dir"], d["data_root"] = str(self.cache_dir), str(self.data_root)
-        return d
 
 
 @dataclass
-class DatasetResult:
+class DatasetResult(Result):
     dataset: str
     similarity: float | None
     distance: float | None
@@ -98,9 +82,13 @@ class DatasetResult:
     num_groups: int
     num_images: int
     k: int
-    result_file: str
-    cached: bool
-    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @staticmethod
+    def read(record: dict[str, Any]) -> dict[str, Any]:
+        m = record["metrics"]
+        return {"dataset": record["task"], "similarity": m["similarity"], "distance": m["distance"],
+                "similarity_reference": m["similarity_reference"], "num_groups": m["num_groups"],
+                "num_images": m["num_images"], "k": m["expected_views"]}
 
     def summary(self) -> dict[str, Any]:
         m = self.record.get("metrics", {})
@@ -153,28 +141,6 @@ def reference_similarity(similarity: float, k: int) -> float:
 # -------------------------------------------------------------------------------- data
 
 
-class GroupImages(Dataset):
-    """Item ``j`` is ``(j, uint8 view)`` of ``paths[j]``, or ``(j, None)`` if unreadable
-    and ``skip_bad``."""
-
-    def __init__(self, paths: list[Path], resize: int, crop: int, skip_bad: bool):
-        self.paths, self.resize, self.crop, self.skip_bad = paths, resize, crop, skip_bad
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, j: int):
-        from sslinv.transforms import clean_view
-
-        try:
-            img = load_rgb(self.paths[j])
-        except BadImageError:
-            if self.skip_bad:
-                return j, None
-            raise
-        return j, clean_view(img, self.resize, self.crop)
-
-
 def expand_datasets(names: list[str]) -> tuple[list[str], bool]:
     """``all`` -> every name; duplicates dropped, order kept. Returns (names, any 'all')."""
     out: list[str] = []
@@ -192,6 +158,7 @@ def expand_datasets(names: list[str]) -> tuple[list[str], bool]:
 def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[GroupedImages], list[str]]:
     """Index the requested datasets. With ``all``, missing ones are skipped (and named);
     a dataset asked for by name must be there."""
+    rt = cfg.runtime
     names, wants_all = expand_datasets(cfg.datasets)
     explicit = {get_dataset(n).name for n in cfg.datasets if n.lower() != "all"}
     loaded, missing = [], []
@@ -199,18 +166,18 @@ def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[Groupe
         entry = get_dataset(name)
         try:
             if entry.builtin:
-                loaded.append(entry.load(demo_tasks.data_root(cfg.cache_dir, reporter)))
+                loaded.append(entry.load(demo_tasks.data_root(rt.cache_dir, reporter)))
                 continue
             # A dataset asked for by name may also be the data root itself.
-            loaded.append(entry.load(cfg.data_root, accept_root_itself=name in explicit))
+            loaded.append(entry.load(rt.data_root, accept_root_itself=name in explicit))
         except DataNotFoundError:
             if name in explicit or not wants_all:
                 raise
             missing.append(name)
     if not loaded:
-        folders = sorted({str(get_dataset(n).root(cfg.data_root)) for n in missing})
+        folders = sorted({str(get_dataset(n).root(rt.data_root)) for n in missing})
         raise DataNotFoundError(
-            f"None of the real-world datasets is under {cfg.data_root} (looked for "
+            f"None of the real-world datasets is under {rt.data_root} (looked for "
             f"{', '.join(folders)}). Run: sslinv fetch-data NAME for one of "
             f"{', '.join(sorted({get_dataset(n).dirname for n in missing}))}, or point "
             "--data-root at the folder that holds them."
@@ -220,30 +187,6 @@ def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[Groupe
     return loaded, missing
 
 
-def stats_pool(stats_data: str | None, cache_dir: Path, data_root: Path, world, reporter) -> ImagePool:
-    """The statistics pool: ImageNet val under the data root (default), the demo pool,
-    or an image folder (an ImageNet-style root holding ``val/`` means its ``val/``)."""
-    from sslinv import paths
-    from sslinv.data import demo
-
-    if stats_data == demo.DEMO_NAME:
-        return resolve_pool(stats_data, cache_dir, data_root, world, reporter)
-    if stats_data is None:
-        root = paths.imagenet_val(data_root)
-        hint = (
-            f"The statistics pool is the ILSVRC2012 validation set ({root}/<wnid>/"
-            "ILSVRC2012_val_<8 digits>.JPEG; set the data root with --data-root or "
-            "SSLINV_DATA_ROOT), or pass --stats-data PATH for any image folder, or "
-            "--stats-data demo for the built-in demo pool."
-        )
-        return scan_pool(root, name="imagenet-val", hint=hint)
-    root = Path(stats_data).expanduser()
-    if (root / "val").is_dir():
-        reporter.info(f"Statistics pool: using {root / 'val'} (the val/ split of {root}).")
-        root = root / "val"
-    return scan_pool(root, hint="Pass --stats-data PATH with an image folder, or --stats-data demo.")
-
-
 # --------------------------------------------------------------------------------- run
 
 
@@ -251,22 +194,20 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
     from sslinv.models import load_model
 
     reporter = reporter or Reporter()
-    world = distributed.world_from_env()
+    rt = cfg.runtime
 
     # -- world and device ----------------------------------------------------------
-    device = resolve_device(cfg.device, world)
-    distributed.init(world, device.type)
-    workers = default_workers(device) if cfg.workers is None else cfg.workers
+    session = start(rt)
+    world = session.world
 
     # -- datasets (before the model: a missing folder fails at once) -------------------
     datasets, missing = load_datasets(cfg, reporter)
 
     # -- model ---------------------------------------------------------------------
-    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse, arch=cfg.arch)
-    extractor = Extractor(model, device, cfg.precision)
+    model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse, arch=rt.arch)
+    extractor = Extractor(model, session.device, rt.precision)
 
-    # -- finished results are reused -------------------------------------------------
-    pool = stats_pool(cfg.stats_data, cfg.cache_dir, cfg.data_root, world, reporter)
+    pool = resolve_stats_pool(cfg.stats_data, rt.cache_dir, rt.data_root, world, reporter)
     base = {
         "protocol": PROTOCOL_VERSION,
         "command": "realworld",
@@ -274,33 +215,17 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
         "resize": cfg.resize,
         "crop": cfg.crop,
         "statistics": {"pool": pool.identity(), "resize": cfg.stats_resize, "crop": cfg.stats_crop},
-        "precision": cfg.precision,
-        "skip_bad": cfg.skip_bad,
+        "precision": rt.precision,
+        "skip_bad": rt.skip_bad,
         "whitening": "pseudo-inverse",  # directions below the cutoff dropped, not floored
     }
-    out: dict[str, DatasetResult] = {}
-    todo = []
-    for ds in datasets:
-        key = {**base, "dataset": ds.identity()}
-        path = results.result_path(cfg.cache_dir, "realworld", cfg.model, ds.name, key)
-        record = None if cfg.force else results.find_finished(path, key)
-        record = distributed.broadcast_object(world, record)
-        if record is not None:
-            out[ds.name] = _from_record(record, path, cached=True)
-        else:
-            todo.append((ds, key, path))
+    tasks = [Task(ds.name, {**base, "dataset": ds.identity()}, ds) for ds in datasets]
 
-    if todo:
-        # -- statistics pool -----------------------------------------------------------
-        stats, stats_info = pool_statistics(
-            extractor, identity, pool,
-            resize=cfg.stats_resize, crop=cfg.stats_crop, precision=cfg.precision, skip_bad=cfg.skip_bad,
-            batch_size=cfg.batch_size, workers=workers, cache_root=cfg.cache_dir, world=world,
-            progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
-        )
-        whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n, precision=cfg.precision)
-        if (msg := regularisation_warning(whitening.regularisation)) is not None:
-            reporter.warn(msg.replace("(--data)", "(--stats-data)"))
+    def compute(todo: list[Task]):
+        # -- statistics pool (only when something is left to compute) ----------------------
+        whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.stats_resize,
+                                               crop=cfg.stats_crop, rt=rt, session=session, reporter=reporter,
+                                               option="--stats-data")
         stats_record = {
             **stats_info,
             "pool": pool.identity(),
@@ -310,17 +235,18 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
         }
 
         # -- metrics per dataset ---------------------------------------------------------
-        for ds, key, path in todo:
+        for task in todo:
+            ds = task.item
             t0 = time.perf_counter()
             _warn_group_sizes(ds, reporter)
-            per_group, skipped = _dataset_metrics(extractor, ds, whitening, cfg, workers, world, reporter)
+            per_group, skipped = _dataset_metrics(extractor, ds, whitening, cfg, session, reporter)
             seconds = time.perf_counter() - t0
             if world.is_main:
-                record = _make_record(cfg, key, ds, per_group, skipped, stats_record, str(device), world, seconds)
-                results.write_result(path, record)
-                out[ds.name] = _from_record(record, path, cached=False)
-    distributed.barrier(world)
-    return [out[ds.name] for ds in datasets if ds.name in out]
+                yield task, _make_record(cfg, task.key, ds, per_group, skipped, stats_record, session, seconds)
+        distributed.barrier(world)
+
+    # -- finished results are reused, the others computed --------------------------------
+    return reuse_or_compute(rt, session, "realworld", tasks, DatasetResult, compute)
 
 
 def _warn_group_sizes(ds: GroupedImages, reporter: Reporter) -> None:
@@ -333,9 +259,10 @@ def _warn_group_sizes(ds: GroupedImages, reporter: Reporter) -> None:
         )
 
 
-def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whitening, cfg, workers, world, reporter):
+def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whitening, cfg, session, reporter):
     """Per group ``(views used, similarity, distance)`` (None for < 2 views), on every rank,
     and the unreadable files skipped."""
+    world, rt = session.world, cfg.runtime
     mine = list(distributed.shard(len(ds.groups), world))
     owner: list[int] = []
     paths: list[Path] = []
@@ -348,7 +275,8 @@ def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whiteni
     local: list[tuple[int, int, float | None, float | None]] = []
     skipped: list[str] = []
     progress = reporter.task(f"{ds.name} ({len(ds.groups)} groups)", len(paths))
-    loader = make_loader(GroupImages(paths, cfg.resize, cfg.crop, cfg.skip_bad), workers, cfg.batch_size, collate_clean)
+    loader = make_loader(CleanImages(paths, cfg.resize, cfg.crop, rt.skip_bad), session.workers, rt.batch_size,
+                         collate_clean)
     for idx, views, bad in loader:
         touched = set()
         for j in bad:
@@ -385,7 +313,7 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, device, world, seconds):
+def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, session, seconds):
     groups, sims, dists, refs, excluded = [], [], [], [], []
     for g, (k, s, d) in zip(ds.groups, per_group):
         if s is None or d is None or not (math.isfinite(s) and math.isfinite(d)):
@@ -397,17 +325,11 @@ def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, 
         dists.append(d)
         refs.append(ref)
         groups.append({"group": g.name, "k": k, "similarity": s, "distance": d, "similarity_reference": ref})
-    return {
-        "key": key,
-        "command": "realworld",
-        "created": results.now(),
-        "config": cfg.public(),
-        "model": key["model"],
-        "dataset": key["dataset"],
-        "task": ds.name,
-        "pipeline": {"resize": cfg.resize, "crop": cfg.crop},
-        "statistics": stats_record,
-        "metrics": {
+    return record(
+        cfg, "realworld", key, session, model=key["model"], dataset=key["dataset"], task=ds.name,
+        pipeline={"resize": cfg.resize, "crop": cfg.crop},
+        statistics=stats_record,
+        metrics={
             "similarity": _mean(sims),
             "distance": _mean(dists),
             "similarity_reference": _mean(refs),
@@ -420,22 +342,5 @@ def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, 
             "convention": CONVENTION,
             "groups": groups,
         },
-        "environment": results.environment(device, world.world_size),
-        "seconds": round(seconds, 3),
-    }
-
-
-def _from_record(record: dict[str, Any], path: Path, cached: bool) -> DatasetResult:
-    m = record["metrics"]
-    return DatasetResult(
-        dataset=record["task"],
-        similarity=m["similarity"],
-        distance=m["distance"],
-        similarity_reference=m["similarity_reference"],
-        num_groups=m["num_groups"],
-        num_images=m["num_images"],
-        k=m["expected_views"],
-        result_file=str(path),
-        cached=cached,
-        record=record,
+        seconds=round(seconds, 3),
     )

@@ -12,32 +12,20 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from sslinv.reporting import Reporter, lazy_task
-from sslinv import distributed, results
-from sslinv.features import (
-    CleanImages,
-    Extractor,
-    ViewChunks,
-    collate_clean,
-    default_workers,
-    make_loader,
-    resolve_device,
-)
-from sslinv.invariance.pool import pool_statistics, resolve_pool
-from sslinv.invariance.stats import (
-    Whitening,
-    pair_metrics,
-    regularisation_warning,
-    whitening_from_stats,
-)
+from sslinv import distributed
+from sslinv.data.pool import resolve_pool
+from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
+from sslinv.evaluate.features import CleanImages, Extractor, FamilyView, ViewChunks, collate_clean
+from sslinv.evaluate.stats import Whitening, pair_metrics, pool_whitening
 from sslinv.numerics import finite_or_none as _finite_or_none  # JSON has no NaN: null
+from sslinv.reporting import Reporter
+from sslinv.runtime import make_loader
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -45,34 +33,18 @@ PROTOCOL_VERSION = 1
 
 @dataclass
 class SyntheticConfig:
-    model: str
+    runtime: Runtime
     transforms: list[str]
-    cache_dir: Path
-    data_root: Path
     data: str | None = None
     k: int | None = None
     num_images: int | None = 1000  # None: every pool image once
     seed: int = 0
     resize: int = 256
     crop: int = 224
-    layer: str = "backbone"
-    arch: str | None = None  # --arch: architecture of the checkpoint files given
-    fuse: str = "cat"
-    batch_size: int = 64
-    workers: int | None = None
-    device: str | None = None
-    precision: str = "fp32"
-    skip_bad: bool = False
-    force: bool = False
-
-    def public(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cache_dir"], d["data_root"] = str(self.cache_dir), str(self.data_root)
-        return d
 
 
 @dataclass
-class TransformResult:
+class TransformResult(Result):
     transform: str
     k: int
     distance: float
@@ -81,9 +53,13 @@ class TransformResult:
     identity: int | None
     curves: dict[str, list[float]]
     num_images: int
-    result_file: str
-    cached: bool
-    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @staticmethod
+    def read(record: dict[str, Any]) -> dict[str, Any]:
+        m, t = record["metrics"], record["transform"]
+        return {"transform": t["name"], "k": t["k"], "distance": m["distance"], "similarity": m["similarity"],
+                "values": t["values"], "identity": t["identity_index"], "curves": m["curves"],
+                "num_images": m["num_images"]}
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -113,30 +89,22 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
     from sslinv.transforms import get_family
 
     reporter = reporter or Reporter()
-    world = distributed.world_from_env()
+    rt = cfg.runtime
 
     # -- world and device ----------------------------------------------------------
-    device = resolve_device(cfg.device, world)
-    distributed.init(world, device.type)
-    workers = default_workers(device) if cfg.workers is None else cfg.workers
+    session = start(rt)
+    world = session.world
     families = [get_family(name) for name in cfg.transforms]  # fail fast on a typo
 
     # -- model ---------------------------------------------------------------------
-    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse, arch=cfg.arch)
-    extractor = Extractor(model, device, cfg.precision)
+    model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse, arch=rt.arch)
+    extractor = Extractor(model, session.device, rt.precision)
 
     # -- statistics pool -----------------------------------------------------------
-    pool = resolve_pool(cfg.data, cfg.cache_dir, cfg.data_root, world, reporter)
-    stats, stats_info = pool_statistics(
-        extractor, identity, pool,
-        resize=cfg.resize, crop=cfg.crop, precision=cfg.precision, skip_bad=cfg.skip_bad,
-        batch_size=cfg.batch_size, workers=workers, cache_root=cfg.cache_dir, world=world,
-        progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
-    )
-    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n, precision=cfg.precision)
-    if (msg := regularisation_warning(whitening.regularisation)) is not None:
-        reporter.warn(msg)
-    whitening = whitening.to(device)  # metrics are computed beside the model
+    pool = resolve_pool(cfg.data, rt.cache_dir, rt.data_root, world, reporter)
+    whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.resize, crop=cfg.crop,
+                                           rt=rt, session=session, reporter=reporter)
+    whitening = whitening.to(session.device)  # metrics are computed beside the model
 
     ids = sample_images(len(pool), cfg.num_images, cfg.seed)
     base = {
@@ -148,30 +116,21 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         "seed": cfg.seed,
         "resize": cfg.resize,
         "crop": cfg.crop,
-        "precision": cfg.precision,
-        "skip_bad": cfg.skip_bad,
+        "precision": rt.precision,
+        "skip_bad": rt.skip_bad,
         "statistics_rtol": whitening.regularisation["rtol"],
         "whitening": "pseudo-inverse",  # directions below the cutoff dropped, not floored
     }
-
-    # -- finished results are reused -------------------------------------------------
-    todo, out = [], {}
+    tasks = []
     for fam in families:
         grid = fam.grid(cfg.k, cfg.resize, cfg.crop)
-        key = {**base, "transform": fam.name, "k": grid.k}
-        path = results.result_path(cfg.cache_dir, "synthetic", cfg.model, fam.name, key)
-        record = None if cfg.force else results.find_finished(path, key)
-        record = distributed.broadcast_object(world, record)
-        if record is not None:
-            out[fam.name] = _from_record(record, path, cached=True)
-        else:
-            todo.append((fam, grid, key, path))
+        tasks.append(Task(fam.name, {**base, "transform": fam.name, "k": grid.k}, (fam, grid)))
 
-    if todo:
+    def compute(todo: list[Task]):
         # -- clean features of the sampled images (this rank's shard) ---------------
         rows_mine = list(distributed.shard(len(ids), world))
         z_clean, bad_rows = _clean_features(
-            extractor, pool, ids, rows_mine, whitening, cfg, workers,
+            extractor, pool, ids, rows_mine, whitening, cfg, session.workers,
             reporter.task(f"clean views of {len(ids)} images", len(rows_mine)),
         )
         good_rows = [r for r in rows_mine if r not in bad_rows]
@@ -179,26 +138,28 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         if bad_all:
             reporter.warn(f"Skipped {len(bad_all)} unreadable sampled image(s) (--skip-bad).")
 
-        for fam, grid, key, path in todo:
+        # -- per family: views, distances and similarities ------------------------------
+        for task in todo:
+            fam, grid = task.item
             t0 = time.perf_counter()
             D, S = _family_metrics(
-                extractor, pool, ids, good_rows, z_clean, whitening, fam, grid, cfg, workers, world,
+                extractor, pool, ids, good_rows, z_clean, whitening, fam, grid, cfg, session.workers, world,
                 reporter.task(f"{fam.name} (k={grid.k})", len(good_rows) * grid.k),
             )
             seconds = time.perf_counter() - t0
             if world.is_main:
-                record = _make_record(cfg, key, grid, fam, D, S, stats_info, whitening, pool,
-                                      [pool.files[ids[r]] for r in bad_all], str(device), world, seconds)
-                results.write_result(path, record)
-                out[fam.name] = _from_record(record, path, cached=False)
-    distributed.barrier(world)
-    return [out[f.name] for f in families if f.name in out]
+                yield task, _make_record(cfg, task.key, grid, fam, D, S, stats_info, whitening, pool,
+                                         [pool.files[ids[r]] for r in bad_all], session, seconds)
+        distributed.barrier(world)
+
+    # -- finished results are reused, the others computed --------------------------------
+    return reuse_or_compute(rt, session, "synthetic", tasks, TransformResult, compute)
 
 
 def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, workers, progress):
     """Whitened clean features of this rank's rows, as a dict row -> z (float64)."""
-    dataset = CleanImages(pool, [int(ids[r]) for r in rows], cfg.resize, cfg.crop, cfg.skip_bad)
-    loader = make_loader(dataset, workers, cfg.batch_size, collate_clean)
+    dataset = CleanImages([pool.path(int(ids[r])) for r in rows], cfg.resize, cfg.crop, cfg.runtime.skip_bad)
+    loader = make_loader(dataset, workers, cfg.runtime.batch_size, collate_clean)
     z: dict[int, torch.Tensor] = {}
     bad: set[int] = set()
     for idx, views, bad_j in loader:
@@ -214,13 +175,8 @@ def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, worke
 def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, cfg, workers, world, progress):
     """(num_images x k) distance and similarity matrices (NaN where skipped), on every rank."""
     tasks = [(r, p) for r in rows for p in range(grid.k)]
-    resize, crop = cfg.resize, cfg.crop
-    params = grid.params
-
-    def render(img, p, seed):
-        return fam.view(img, params[p], resize, crop, seed)
-
-    dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.batch_size, cfg.seed)
+    render = FamilyView(fam, grid.params, cfg.resize, cfg.crop)
+    dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed)
     loader = make_loader(dataset, workers, None)
     n, k = len(ids), grid.k
     D_local, S_local, done = [], [], []
@@ -251,19 +207,13 @@ def _nanmean(a: np.ndarray, axis=None):
         return np.nanmean(a, axis=axis)
 
 
-def _make_record(cfg, key, grid, fam, D, S, stats_info, whitening, pool, skipped, device, world, seconds):
+def _make_record(cfg, key, grid, fam, D, S, stats_info, whitening, pool, skipped, session, seconds):
     curve_d = _nanmean(D, axis=0)
     curve_s = _nanmean(S, axis=0)
     valid = int((~np.isnan(D).all(axis=1)).sum())
-    return {
-        "key": key,
-        "command": "synthetic",
-        "created": results.now(),
-        "config": cfg.public(),
-        "model": key["model"],
-        "dataset": pool.identity(),
-        "task": fam.name,
-        "transform": {
+    return record(
+        cfg, "synthetic", key, session, model=key["model"], dataset=pool.identity(), task=fam.name,
+        transform={
             "name": fam.name,
             "kind": fam.kind,
             "k": grid.k,
@@ -271,8 +221,8 @@ def _make_record(cfg, key, grid, fam, D, S, stats_info, whitening, pool, skipped
             "values": grid.values,
             "params": grid.params,
         },
-        "statistics": {**stats_info, "regularisation": whitening.regularisation},
-        "metrics": {
+        statistics={**stats_info, "regularisation": whitening.regularisation},
+        metrics={
             "distance": _finite_or_none(_nanmean(curve_d)),
             "similarity": _finite_or_none(_nanmean(curve_s)),
             "curves": {
@@ -282,23 +232,5 @@ def _make_record(cfg, key, grid, fam, D, S, stats_info, whitening, pool, skipped
             "num_images": valid,
             "skipped_images": skipped,
         },
-        "environment": results.environment(device, world.world_size),
-        "seconds": round(seconds, 3),
-    }
-
-
-def _from_record(record: dict[str, Any], path: Path, cached: bool) -> TransformResult:
-    m, t = record["metrics"], record["transform"]
-    return TransformResult(
-        transform=t["name"],
-        k=t["k"],
-        distance=m["distance"],
-        similarity=m["similarity"],
-        values=t["values"],
-        identity=t["identity_index"],
-        curves=m["curves"],
-        num_images=m["num_images"],
-        result_file=str(path),
-        cached=cached,
-        record=record,
+        seconds=round(seconds, 3),
     )

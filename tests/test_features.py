@@ -5,14 +5,14 @@ import torch
 
 from sslinv.data.folder import scan_pool
 from sslinv.distributed import World
-from sslinv.featcache import ImageList, cached_features, extract, features_key
-from sslinv.features import Extractor
+from sslinv.evaluate.features import (
+    CleanImages,
+    Extractor,
+    cached_features,
+    extract,
+    features_key,
+)
 from sslinv.models import load_model
-from sslinv.transforms import clean_view
-
-
-def _render(img, j):
-    return clean_view(img, 48, 40)
 
 
 def test_extract_in_order_and_cache_hits(cache_dir, image_folder):
@@ -20,7 +20,7 @@ def test_extract_in_order_and_cache_hits(cache_dir, image_folder):
     files = [pool.path(i) for i in range(len(pool))]
     model, identity = load_model("random-tiny", cache_dir)
     ex = Extractor(model, torch.device("cpu"))
-    ds = ImageList(files, _render)
+    ds = CleanImages(files, 48, 40, skip_bad=False)
     feats = extract(ex, ds, batch_size=5, workers=0, world=World())
     assert feats.shape == (len(files), 128)
     single = ex(ds[3][1][None])
@@ -45,7 +45,7 @@ def test_extract_in_order_and_cache_hits(cache_dir, image_folder):
 OPENCV_AFTER_POOL = r"""
 import cv2, numpy as np, torch
 from torch.utils.data import Dataset
-from sslinv.features import make_loader
+from sslinv.runtime import make_loader
 
 img = np.random.rand(800, 800, 3).astype(np.float32)
 for _ in range(3):  # starts OpenCV's thread pool in this (parent) process

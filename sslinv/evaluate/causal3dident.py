@@ -8,9 +8,10 @@ invariant to it scores low).
 Contents of ``run``:
 1. world and device; 2. the two splits (indexed once) and their seeded subsets
 (``--max-train`` / ``--max-test``; the reference draws 20,480 / 40,960 images in random
-unseeded order); 3. model; 4. finished results are reused; 5. features of both subsets,
-cached per (model, layer, dataset, split, rows, pipeline), so ``--target all``, another
-target or a rerun costs no forward pass; 6. the probes on rank 0: every regression
+unseeded order); 3. model (each member of a fusion ``a+b`` on its own); 4. finished
+results are reused; 5. features of both subsets, cached per (member, layer, dataset,
+split, rows, pipeline) and fused after, so ``--target all``, another target, a rerun or
+another fusion of the same members costs no forward pass; 6. the probes on rank 0: every regression
 target in one kernel ridge grid search (``sslinv.probes.krr``: standardised features,
 RBF kernel, alpha in logspace(0, -4, 5), gamma in logspace(-5, 2, 8), 5-fold CV R^2,
 refit, test R^2), and for ``class`` a multinomial logistic regression (test accuracy);
@@ -25,19 +26,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from sslinv.reporting import Reporter
-from sslinv import distributed, results
 from sslinv.data import causal3dident as c3d
 from sslinv.errors import UsageError
-from sslinv.features import Extractor, default_workers, resolve_device
+from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
+from sslinv.evaluate.features import CleanImages, member_features
 from sslinv.probes import krr
+from sslinv.reporting import Reporter
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -87,34 +87,19 @@ def parse_targets(values: list[str], num_columns: int = len(c3d.LATENT_NAMES)) -
 
 @dataclass
 class Causal3DIdentConfig:
-    model: str
+    runtime: Runtime
     targets: list[str]  # as typed: 0..9, names, class, all
-    cache_dir: Path
-    data_root: Path
     resize: int = 224
     crop: int = 224
-    layer: str = "backbone"
-    arch: str | None = None  # --arch: architecture of the checkpoint files given
-    fuse: str = "cat"
     max_train: int | None = 20480  # None: every training image
     max_test: int | None = 40960
     seed: int = 0
     folds: int = 5
     solver: str = "auto"
-    batch_size: int = 64
-    workers: int | None = None
-    device: str | None = None
-    precision: str = "fp32"
-    force: bool = False
-
-    def public(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cache_dir"], d["data_root"] = str(self.cache_dir), str(self.data_root)
-        return d
 
 
 @dataclass
-class TargetResult:
+class TargetResult(Result):
     target: int | str  # latent column, or "class"
     name: str
     metric: str  # "r2" or "accuracy"
@@ -122,9 +107,19 @@ class TargetResult:
     details: dict[str, Any]
     num_train: int
     num_test: int
-    result_file: str
-    cached: bool
-    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @staticmethod
+    def read(record: dict[str, Any]) -> dict[str, Any]:
+        m, t = record["metrics"], record["target"]
+        return {
+            "target": CLASS if t["column"] is None else t["column"],
+            "name": t["name"],
+            "metric": m["metric"],
+            "score": m["score"],
+            "details": {k: v for k, v in m.items() if k not in ("metric", "score", "num_train", "num_test")},
+            "num_train": m["num_train"],
+            "num_test": m["num_test"],
+        }
 
     def summary(self) -> dict[str, Any]:
         out = {
@@ -151,36 +146,23 @@ def subset_rows(n: int, limit: int | None, seed: int, stream: int) -> np.ndarray
     return np.sort(rng.choice(n, size=limit, replace=False))
 
 
-class _Clean:
-    """Picklable render function for ``featcache.ImageList``: the clean 224/224 view."""
-
-    def __init__(self, resize: int, crop: int):
-        self.resize, self.crop = resize, crop
-
-    def __call__(self, img, j):
-        from sslinv.transforms import clean_view
-
-        return clean_view(img, self.resize, self.crop)
-
-
 # --------------------------------------------------------------------------------- run
 
 
 def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[TargetResult]:
-    from sslinv.models import load_model
+    from sslinv.models.fusion import fuse, load_members
 
     reporter = reporter or Reporter()
-    world = distributed.world_from_env()
+    rt = cfg.runtime
     if cfg.solver not in krr.SOLVERS:
         raise UsageError(f"Unknown solver {cfg.solver!r}. Use one of: {', '.join(krr.SOLVERS)}.")
 
     # -- world and device ----------------------------------------------------------
-    device = resolve_device(cfg.device, world)
-    distributed.init(world, device.type)
-    workers = default_workers(device) if cfg.workers is None else cfg.workers
+    session = start(rt)
+    world, device = session.world, session.device
 
     # -- data: both splits and their seeded subsets --------------------------------------
-    root = Path(cfg.data_root) / c3d.DIRNAME
+    root = Path(rt.data_root) / c3d.DIRNAME
     train, test = c3d.load_split(root, "train"), c3d.load_split(root, "test")
     if train.latents.shape[1] != test.latents.shape[1]:
         raise UsageError(
@@ -202,11 +184,10 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
             "this takes hours. Use a GPU, or fewer images (e.g. --max-train 5000)."
         )
 
-    # -- model ---------------------------------------------------------------------
-    model, identity = load_model(cfg.model, cfg.cache_dir, layer=cfg.layer, fuse=cfg.fuse, arch=cfg.arch)
+    # -- model: each member on its own (features cached per member) ---------------------
+    members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse, arch=rt.arch)
 
-    # -- finished results are reused -------------------------------------------------
-    pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": cfg.precision, "normalise": "imagenet"}
+    pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": rt.precision, "normalise": "imagenet"}
     id_tr, id_te = c3d.identity(train, rows_tr), c3d.identity(test, rows_te)
     base = {
         "protocol": PROTOCOL_VERSION,
@@ -219,89 +200,73 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
         "folds": cfg.folds,
         "seed": cfg.seed,
     }
-    out: dict[Any, TargetResult] = {}
-    todo = []
+    tasks = []
     for t in targets:
         probe = ({"probe": "logistic_regression", "Cs": list(CLASS_CS)} if t == CLASS
                  else {"probe": "rbf_kernel_ridge", "alphas": list(krr.ALPHAS), "gammas": list(krr.GAMMAS)})
-        key = {**base, "target": t, **probe}
         name = CLASS if t == CLASS else target_name(int(t))
-        path = results.result_path(cfg.cache_dir, "causal3dident", cfg.model, f"target-{name}", key)
-        record = None if cfg.force else results.find_finished(path, key)
-        record = distributed.broadcast_object(world, record)
-        if record is not None:
-            out[t] = _from_record(record, path, cached=True)
-        else:
-            todo.append((t, key, path))
-    if not todo:
-        return [out[t] for t in targets] if world.is_main else []
+        tasks.append(Task(f"target-{name}", {**base, "target": t, **probe}, t))
 
-    # -- features (cached per model, layer, dataset, split, rows, pipeline) ---------------
-    extractor = Extractor(model, device, cfg.precision)
-    feats_tr, hit_tr = _features(extractor, identity, train, rows_tr, id_tr, pipeline, cfg, workers, world, reporter)
-    feats_te, hit_te = _features(extractor, identity, test, rows_te, id_te, pipeline, cfg, workers, world, reporter)
-    features_info = {"train_cached": hit_tr, "test_cached": hit_te, "dim": int(feats_tr.shape[1])}
-    if not world.is_main:
-        # The probes run on rank 0 alone; no collective follows, so the others are done.
-        return []
+    def compute(todo: list[Task]):
+        # -- features (cached per member, layer, dataset, split, rows, pipeline) --------------
+        feats, hits = {}, {}
+        for split, rows, ident in ((train, rows_tr, id_tr), (test, rows_te, id_te)):
+            files = [split.path(int(i)) for i in rows]
+            parts, info = member_features(
+                members, CleanImages(files, cfg.resize, cfg.crop, skip_bad=False), ident, pipeline,
+                cache_root=rt.cache_dir, precision=rt.precision, batch_size=rt.batch_size, device=device,
+                workers=session.workers, world=world, reporter=reporter, label=f"{len(files)} {split.split} images",
+            )
+            feats[split.split], hits[split.split] = fuse(parts, rt.fuse), all(i["cached"] for i in info)
+        feats_tr, feats_te = feats[train.split], feats[test.split]
+        features_info = {"train_cached": hits[train.split], "test_cached": hits[test.split],
+                         "dim": int(feats_tr.shape[1])}
+        if not world.is_main:
+            # The probes run on rank 0 alone; no collective follows, so the others are done.
+            return
 
-    # -- probes ----------------------------------------------------------------------
-    y_tr, y_te = train.latents[rows_tr], test.latents[rows_te]
-    regress = [t for t, _, _ in todo if t != CLASS]
-    scores: dict[Any, tuple[str, float, dict[str, Any], float]] = {}
-    if regress:
-        n_fg = cfg.folds * len(krr.GAMMAS)
-        progress = reporter.task(f"kernel ridge: {len(regress)} target(s), {cfg.folds} folds x {len(krr.GAMMAS)} gammas", n_fg)
-        res = krr.evaluate(
-            feats_tr, y_tr[:, regress], feats_te, y_te[:, regress],
-            folds=cfg.folds, seed=cfg.seed, device=device, solver=cfg.solver, progress=progress,
-        )
-        per_target_seconds = res.seconds / len(regress)
-        for i, t in enumerate(regress):
-            scores[t] = ("r2", float(res.test_r2[i]), {**res.target(i), "solver": res.search.solver}, per_target_seconds)
-    if any(t == CLASS for t, _, _ in todo):
-        t0 = time.perf_counter()
-        progress = reporter.task(f"logistic regression: {cfg.folds} folds x {len(CLASS_CS)} C", cfg.folds * len(CLASS_CS))
-        acc, details = logistic_probe(feats_tr.numpy(), train.labels[rows_tr], feats_te.numpy(), test.labels[rows_te],
-                                      folds=cfg.folds, seed=cfg.seed, progress=progress)
-        scores[CLASS] = ("accuracy", acc, details, time.perf_counter() - t0)
+        # -- probes ----------------------------------------------------------------------
+        y_tr, y_te = train.latents[rows_tr], test.latents[rows_te]
+        regress = [task.item for task in todo if task.item != CLASS]
+        scores: dict[Any, tuple[str, float, dict[str, Any], float]] = {}
+        if regress:
+            n_fg = cfg.folds * len(krr.GAMMAS)
+            progress = reporter.task(
+                f"kernel ridge: {len(regress)} target(s), {cfg.folds} folds x {len(krr.GAMMAS)} gammas", n_fg)
+            res = krr.evaluate(
+                feats_tr, y_tr[:, regress], feats_te, y_te[:, regress],
+                folds=cfg.folds, seed=cfg.seed, device=device, solver=cfg.solver, progress=progress,
+            )
+            per_target_seconds = res.seconds / len(regress)
+            for i, t in enumerate(regress):
+                scores[t] = ("r2", float(res.test_r2[i]), {**res.target(i), "solver": res.search.solver},
+                             per_target_seconds)
+        if any(task.item == CLASS for task in todo):
+            t0 = time.perf_counter()
+            progress = reporter.task(f"logistic regression: {cfg.folds} folds x {len(CLASS_CS)} C",
+                                     cfg.folds * len(CLASS_CS))
+            acc, details = logistic_probe(feats_tr.numpy(), train.labels[rows_tr], feats_te.numpy(),
+                                          test.labels[rows_te], folds=cfg.folds, seed=cfg.seed, progress=progress)
+            scores[CLASS] = ("accuracy", acc, details, time.perf_counter() - t0)
 
-    # -- result files ----------------------------------------------------------------
-    for t, key, path in todo:
-        metric, score, details, seconds = scores[t]
-        record = {
-            "key": key,
-            "command": "causal3dident",
-            "created": results.now(),
-            "config": cfg.public(),
-            "model": identity,
-            "dataset": {"train": id_tr, "test": id_te, "latents_file": train.latents_file},
-            "task": f"target-{CLASS if t == CLASS else target_name(int(t))}",
-            "target": {"column": None if t == CLASS else int(t), "name": CLASS if t == CLASS else target_name(int(t))},
-            "features": features_info,
-            "metrics": {"metric": metric, "score": score, **details, "num_train": int(len(rows_tr)),
-                        "num_test": int(len(rows_te))},
-            "environment": results.environment(str(device), world.world_size),
-            "seconds": round(seconds, 3),
-        }
-        results.write_result(path, record)
-        out[t] = _from_record(record, path, cached=False)
-    return [out[t] for t in targets]
+        # -- result files ----------------------------------------------------------------
+        for task in todo:
+            t = task.item
+            metric, score, details, seconds = scores[t]
+            name = CLASS if t == CLASS else target_name(int(t))
+            yield task, record(
+                cfg, "causal3dident", task.key, session, model=identity,
+                dataset={"train": id_tr, "test": id_te, "latents_file": train.latents_file},
+                task=f"target-{name}",
+                target={"column": None if t == CLASS else int(t), "name": name},
+                features=features_info,
+                metrics={"metric": metric, "score": score, **details, "num_train": int(len(rows_tr)),
+                         "num_test": int(len(rows_te))},
+                seconds=round(seconds, 3),
+            )
 
-
-def _features(extractor, identity, split, rows, dataset_id, pipeline, cfg, workers, world, reporter) -> tuple[torch.Tensor, bool]:
-    from sslinv import featcache
-
-    key = featcache.features_key(identity, dataset_id, pipeline)
-
-    def compute() -> torch.Tensor:
-        files = [split.path(int(i)) for i in rows]
-        dataset = featcache.ImageList(files, _Clean(cfg.resize, cfg.crop))
-        progress = reporter.task(f"features of {len(files)} {split.split} images", -(-len(files) // world.world_size))
-        return featcache.extract(extractor, dataset, batch_size=cfg.batch_size, workers=workers, world=world,
-                                 progress=progress)
-
-    return featcache.cached_features(cfg.cache_dir, key, compute, world)
+    # -- finished results are reused, the others computed --------------------------------
+    return reuse_or_compute(rt, session, "causal3dident", tasks, TargetResult, compute)
 
 
 def logistic_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
@@ -348,21 +313,3 @@ def _fit(clf, X: np.ndarray, y: np.ndarray):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return clf.fit(X, y)
-
-
-def _from_record(record: dict[str, Any], path: Path, cached: bool) -> TargetResult:
-    m = record["metrics"]
-    t = record["target"]
-    details = {k: v for k, v in m.items() if k not in ("metric", "score", "num_train", "num_test")}
-    return TargetResult(
-        target=CLASS if t["column"] is None else t["column"],
-        name=t["name"],
-        metric=m["metric"],
-        score=m["score"],
-        details=details,
-        num_train=m["num_train"],
-        num_test=m["num_test"],
-        result_file=str(path),
-        cached=cached,
-        record=record,
-    )

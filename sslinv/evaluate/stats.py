@@ -13,19 +13,35 @@
   reference adds 1e-10 I for the random model only and crashes otherwise).
 - ``pair_metrics``: Mahalanobis distance and whitened cosine similarity between paired
   rows, one matrix product per batch.
+- ``pool_statistics``: the model's feature statistics over a pool, cached. The cache key
+  holds everything they depend on: model identity (incl. the checkpoint hash), feature
+  layer, pool identity (files, sizes, mtimes), resize, crop, precision and the number of
+  images. The reference keys only by model and layer.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from sslinv import cache, distributed, paths
+from sslinv.data.folder import ImagePool
+from sslinv.distributed import World
+from sslinv.evaluate.features import CleanImages, Extractor, collate_clean
+from sslinv.reporting import lazy_task
+from sslinv.runtime import make_loader
+
 #: Eigenvalues below RTOL * max eigenvalue count as numerically zero (float32 features
 #: carry ~1e-7 relative error, so their covariance is not trustworthy much below that).
 DEFAULT_RTOL = 1e-9
+STATS_FORMAT = 1
+
+Progress = Callable[[int], None]
 
 
 class RunningStats:
@@ -186,7 +202,7 @@ def whitening_from_stats(
     return Whitening(mu=mean.to(torch.float64), P=P, W=W, regularisation=reg)
 
 
-def regularisation_warning(reg: dict[str, Any]) -> str | None:
+def regularisation_warning(reg: dict[str, Any], option: str = "--data") -> str | None:
     if not reg.get("applied"):
         return None
     if reg["num_samples"] <= reg["dim"]:
@@ -198,14 +214,14 @@ def regularisation_warning(reg: dict[str, Any]) -> str | None:
     if reg.get("method") == "identity":
         return (
             f"Feature covariance is zero ({why}): every feature is constant over the pool; "
-            "distances are Euclidean. Use a real statistics pool (--data)."
+            f"distances are Euclidean. Use a real statistics pool ({option})."
         )
     return (
         f"Feature covariance is singular or ill-conditioned ({why}): "
         f"{reg['num_dropped']} of {reg['dim']} directions with variance below "
         f"{reg['rtol']:.3g} x the largest ({reg.get('precision', 'fp32')} cutoff) are left out of "
         "the metric (pseudo-inverse). Features after a LayerNorm (ViTs) always have one such "
-        "direction; otherwise use a larger statistics pool (--data) for stable numbers."
+        f"direction; otherwise use a larger statistics pool ({option}) for stable numbers."
     )
 
 
@@ -221,3 +237,116 @@ def pair_metrics(
     norms = torch.linalg.vector_norm(za, dim=1) * torch.linalg.vector_norm(zb, dim=1)
     sim = dot / norms.clamp_min(eps)
     return dist, sim
+
+
+# --------------------------------------------------------------- pool statistics
+
+
+def stats_key(model_identity: dict, pool: ImagePool, resize: int, crop: int, precision: str, skip_bad: bool) -> dict[str, Any]:
+    return {
+        "format": STATS_FORMAT,
+        "model": model_identity,
+        "pool": pool.identity(),
+        "resize": resize,
+        "crop": crop,
+        "precision": precision,
+        "skip_bad": skip_bad,
+    }
+
+
+def pool_statistics(
+    extractor: Extractor,
+    model_identity: dict,
+    pool: ImagePool,
+    *,
+    resize: int,
+    crop: int,
+    precision: str,
+    skip_bad: bool,
+    batch_size: int,
+    workers: int,
+    cache_root: Path,
+    world: World,
+    progress: Progress | None = None,
+) -> tuple[RunningStats, dict[str, Any]]:
+    """Mean and covariance of the model's features over every pool image, cached.
+
+    Returns the statistics and a record for the result file (cache path, hit or miss,
+    images used and skipped). All ranks return the same statistics.
+    """
+    key = stats_key(model_identity, pool, resize, crop, precision, skip_bad)
+    path = paths.stats_dir(cache_root, model_identity["spec"]) / f"{cache.key_hash(key)}.pt"
+
+    def compute() -> tuple[RunningStats, list[str]]:
+        return _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress)
+
+    def save(value: tuple[RunningStats, list[str]], p: Path) -> None:
+        stats, skipped = value
+        torch.save({**stats.state(), "skipped": skipped}, p)
+
+    def load(p: Path) -> tuple[RunningStats, list[str]]:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        return RunningStats.from_state(state), list(state.get("skipped", []))
+
+    (stats, skipped), hit = cache.cached(
+        path, key, compute, save, load,
+        extra=lambda v: {"num_images": v[0].n, "skipped": v[1]},
+        world=world,
+    )
+    return stats, {"path": str(path), "cached": hit, "num_images": stats.n, "skipped": skipped}
+
+
+def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, *, resize: int, crop: int,
+                   rt, session, reporter, option: str = "--data") -> tuple[Whitening, dict[str, Any]]:
+    """The whitening of the model's features over ``pool`` (statistics cached; computed
+    with the run's settings ``rt`` and ``session``), warning when it had to be regularised
+    (``option`` names the pool's option). Returns it with the statistics' record."""
+    world = session.world
+    stats, info = pool_statistics(
+        extractor, model_identity, pool,
+        resize=resize, crop=crop, precision=rt.precision, skip_bad=rt.skip_bad,
+        batch_size=rt.batch_size, workers=session.workers, cache_root=rt.cache_dir, world=world,
+        progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
+    )
+    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n, precision=rt.precision)
+    if (msg := regularisation_warning(whitening.regularisation, option)) is not None:
+        reporter.warn(msg)
+    return whitening, info
+
+
+def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress):
+    mine = list(distributed.shard(len(pool), world))
+    if progress:
+        progress(0)  # the bar appears now (cached statistics show none)
+    dataset = CleanImages([pool.path(i) for i in mine], resize, crop, skip_bad)
+    loader = make_loader(dataset, workers, batch_size, collate_clean)
+    local: RunningStats | None = None
+    bad: list[int] = []
+    for _idx, views, bad_j in loader:
+        bad += [mine[j] for j in bad_j]
+        if views is not None:
+            feats = extractor(views)
+            if local is None:
+                local = RunningStats(feats.shape[1])
+            local.update(feats)
+        if progress:
+            progress(len(_idx) + len(bad_j))
+    parts = distributed.all_gather_objects(world, (local.state() if local else None, bad))
+    total: RunningStats | None = None
+    skipped: list[int] = []
+    for state, b in parts:  # merged in rank order: identical on every rank
+        skipped += b
+        if state is None:
+            continue
+        if total is None:
+            total = RunningStats.from_state(state)
+        else:
+            total.merge(RunningStats.from_state(state))
+    if total is None or total.n < 2:
+        from sslinv.errors import DataNotFoundError
+
+        raise DataNotFoundError(
+            f"Fewer than two readable images in the statistics pool {pool.root}; "
+            "the covariance needs at least two."
+        )
+    return total, sorted(pool.files[i] for i in skipped)

@@ -1,4 +1,4 @@
-"""Feature extractors: one ResNet layer, globally average-pooled; and fusions of several.
+"""Feature taps: one ResNet layer, globally average-pooled (fusions: ``models.fusion``).
 
 ``FeatureModel(backbone, "backbone")`` is the reference's ``fc = Identity`` model (the
 pooled output of layer4); ``layer1``..``layer4`` pool that stage's output instead and do
@@ -9,8 +9,6 @@ Every feature model takes uint8 (or 0..255 float) images and normalises them its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,9 +16,9 @@ from torch import nn
 from sslinv.errors import UsageError
 from sslinv.models.preprocess import IMAGENET, Normalize
 from sslinv.models.resnet import STAGES
-from sslinv.models.zoo import FUSE_MODES, LAYERS, check_fuse, check_layer
+from sslinv.models.zoo import LAYERS, check_layer
 
-__all__ = ["FeatureModel", "FusedModel", "LAYERS", "FUSE_MODES", "stage_dim"]
+__all__ = ["FeatureModel", "LAYERS", "stage_dim"]
 
 
 def stage_dim(stage: nn.Module) -> int:
@@ -61,36 +59,3 @@ class FeatureModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"layer={self.layer!r}, dim={self.dim}"
-
-
-class FusedModel(nn.Module):
-    """Several feature models as one: ``cat`` (concatenate), ``add`` or ``mean``."""
-
-    def __init__(self, members: Sequence[nn.Module], mode: str = "cat") -> None:
-        super().__init__()
-        check_fuse(mode)
-        if not members:
-            raise UsageError("A fused model needs at least one member.")
-        self.members = nn.ModuleList(members)
-        self.mode = mode
-        dims = [int(m.dim) for m in members]
-        if mode == "cat":
-            self.dim = sum(dims)
-        else:
-            if len(set(dims)) != 1:
-                raise UsageError(
-                    f"Cannot fuse with {mode!r}: the members' feature dimensions differ "
-                    f"({', '.join(map(str, dims))}). Use --fuse cat, or fuse models whose "
-                    "features have the same dimension."
-                )
-            self.dim = dims[0]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [m(x) for m in self.members]  # each member normalises its own input
-        if self.mode == "cat":
-            return torch.cat(feats, dim=1)
-        total = torch.stack(feats, dim=0).sum(dim=0)
-        return total / len(feats) if self.mode == "mean" else total
-
-    def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, dim={self.dim}"

@@ -29,18 +29,23 @@ model (the reference also shifts by 2 when the model name contains ``w3``: pass
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
-from sslinv.reporting import Reporter
-from sslinv import distributed, featcache, results
-from sslinv.data.downstream import DATASETS, DownstreamDataset, Split, check_split_dir, get_dataset
+from sslinv.data.downstream import (
+    DATASETS,
+    DownstreamDataset,
+    Split,
+    check_split_dir,
+    get_dataset,
+)
 from sslinv.errors import DataNotFoundError, UsageError
-from sslinv.features import Extractor, default_workers, resolve_device
+from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
+from sslinv.evaluate.features import member_features
+from sslinv.reporting import Reporter
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -51,14 +56,9 @@ PROBES = ("linear", "knn")
 
 @dataclass
 class DownstreamConfig:
-    model: str
+    runtime: Runtime
     datasets: list[str]
-    cache_dir: Path
-    data_root: Path
     probe: str = "linear"
-    fuse: str = "cat"
-    layer: str = "backbone"
-    arch: str | None = None  # --arch: architecture of the checkpoint files given
     resize: int = 224
     crop: int = 224
     folds: int = 5
@@ -70,21 +70,10 @@ class DownstreamConfig:
     tol: float = 1e-4
     knn_k: int = 20
     knn_temperature: float = 0.07
-    batch_size: int = 64
-    workers: int | None = None
-    device: str | None = None
-    precision: str = "fp32"
-    force: bool = False
-
-    def public(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("cache_dir", "data_root", "split_dir"):
-            d[k] = None if d[k] is None else str(d[k])
-        return d
 
 
 @dataclass
-class DatasetResult:
+class DatasetResult(Result):
     dataset: str
     metric: str
     score: float
@@ -93,22 +82,19 @@ class DatasetResult:
     cv: dict[str, Any] | None
     n_trainval: int
     n_test: int
-    result_file: str
-    cached: bool
-    record: dict[str, Any] = field(repr=False, default_factory=dict)
 
-    def summary(self) -> dict[str, Any]:
+    @staticmethod
+    def read(record: dict[str, Any]) -> dict[str, Any]:
+        m = record["metrics"]
         return {
-            "dataset": self.dataset,
-            "metric": self.metric,
-            "score": self.score,
-            "probe": self.probe,
-            "wd": self.wd,
-            "cv": self.cv,
-            "n_trainval": self.n_trainval,
-            "n_test": self.n_test,
-            "result_file": self.result_file,
-            "cached": self.cached,
+            "dataset": record["task"],
+            "metric": m["metric"],
+            "score": m["score"],
+            "probe": record["probe"]["kind"],
+            "wd": m.get("wd"),
+            "cv": None if m.get("cv") is None else {"wd": m["cv"]["wd"], "score": m["cv"]["score"]},
+            "n_trainval": record["dataset"]["trainval"]["num_images"],
+            "n_test": record["dataset"]["test"]["num_images"],
         }
 
 
@@ -173,71 +159,6 @@ class SplitImages(Dataset):
         return j, clean_view(img, self.resize, self.crop)
 
 
-# -------------------------------------------------------------------------- models
-
-
-def member_specs(spec: str, cache: Path) -> list[str]:
-    """The members of a model spec: ``a+b+c`` -> ``[a, b, c]``; a registered name or an
-    existing file whose name contains ``+`` is one member (as ``load_model`` decides)."""
-    from sslinv.models.zoo import MODELS
-    from sslinv.paths import checkpoint_path
-
-    if "+" not in spec or spec in MODELS or checkpoint_path(cache, spec).is_file() or Path(spec).expanduser().exists():
-        return [spec]
-    parts = [p.strip() for p in spec.split("+")]
-    if any(not p for p in parts):
-        raise UsageError(f"Model spec {spec!r} has an empty member; write e.g. 'default+ventral'.")
-    return parts
-
-
-@dataclass
-class _Member:
-    spec: str
-    model: torch.nn.Module
-    identity: dict[str, Any]
-    extractor: Extractor | None = None
-
-
-def load_members(cfg: DownstreamConfig) -> tuple[list[_Member], dict[str, Any]]:
-    """Each member loaded on its own (features cached per member), and the fused identity."""
-    from sslinv.models.load import load_model, resolve_member
-    from sslinv.models.zoo import check_fuse, check_layer
-
-    check_layer(cfg.layer)
-    check_fuse(cfg.fuse)
-    specs = member_specs(cfg.model, cfg.cache_dir)
-    for s in specs:  # every name checked before anything loads
-        resolve_member(s, cfg.cache_dir)
-    members = []
-    for s in specs:
-        model, ident = load_model(s, cfg.cache_dir, layer=cfg.layer, arch=cfg.arch)
-        members.append(_Member(s, model, ident))
-    dims = [int(m.identity["dim"]) for m in members]
-    fused = len(members) > 1
-    if fused and cfg.fuse != "cat" and len(set(dims)) != 1:
-        raise UsageError(
-            f"Cannot fuse with {cfg.fuse!r}: the members' feature dimensions differ "
-            f"({', '.join(map(str, dims))}). Use --fuse cat, or fuse models whose features "
-            "have the same dimension."
-        )
-    identity: dict[str, Any] = {"spec": cfg.model, "layer": cfg.layer}
-    if fused:
-        identity["fuse"] = cfg.fuse
-    identity["dim"] = sum(dims) if (not fused or cfg.fuse == "cat") else dims[0]
-    identity["members"] = [info for m in members for info in m.identity["members"]]
-    return members, identity
-
-
-def fuse_features(parts: list[torch.Tensor], mode: str) -> torch.Tensor:
-    """Combine member features: concatenate, add or average (same as ``FusedModel``)."""
-    if len(parts) == 1:
-        return parts[0]
-    if mode == "cat":
-        return torch.cat(parts, dim=1)
-    total = torch.stack(parts, dim=0).sum(dim=0)
-    return total / len(parts) if mode == "mean" else total
-
-
 # ------------------------------------------------------------------------------ run
 
 
@@ -271,28 +192,27 @@ def _check(cfg: DownstreamConfig) -> None:
 
 
 def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[DatasetResult]:
+    from sslinv.models.fusion import fuse, load_members
+
     reporter = reporter or Reporter()
     _check(cfg)
-    world = distributed.world_from_env()
+    rt = cfg.runtime
 
     # -- world and device ----------------------------------------------------------
-    device = resolve_device(cfg.device, world)
-    distributed.init(world, device.type)
-    workers = default_workers(device) if cfg.workers is None else cfg.workers
+    session = start(rt)
+    world = session.world
 
     # -- datasets ------------------------------------------------------------------
-    datasets = resolve_datasets(cfg.datasets, cfg.data_root, cfg.probe, reporter)
+    datasets = resolve_datasets(cfg.datasets, rt.data_root, cfg.probe, reporter)
     check_split_dir([d.name for d in datasets], cfg.split_dir)
     if not datasets:
         raise UsageError("No dataset to evaluate (with --probe knn only classification datasets apply).")
 
-    # -- models ----------------------------------------------------------------------
-    members, identity = load_members(cfg)
-    pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": cfg.precision, "version": PIPELINE_VERSION}
+    # -- models: each member on its own (features cached per member) -------------------
+    members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse, arch=rt.arch)
+    pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": rt.precision, "version": PIPELINE_VERSION}
 
-    # -- features: every rank takes part in extraction --------------------------------
-    out: dict[str, DatasetResult] = {}
-    jobs = []
+    tasks = []
     roots = {ds.name: _data_root(ds, cfg, reporter) for ds in datasets}
     for ds in datasets:
         splits = {s: ds.load(roots[ds.name], s, split_seed=cfg.split_seed, split_dir=cfg.split_dir)
@@ -309,63 +229,63 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
             "pipeline": pipeline,
             "probe": probe,
         }
-        path = results.result_path(cfg.cache_dir, "downstream", cfg.model, f"{ds.name}-{cfg.probe}", key)
-        record = None if cfg.force else results.find_finished(path, key)
-        record = distributed.broadcast_object(world, record)
-        if record is not None:
-            out[ds.name] = _from_record(record, path, cached=True)
-            continue
-        t0 = time.perf_counter()
-        feats, feat_info = {}, []
-        for m in members:
-            info = {"spec": m.spec, "dim": int(m.identity["dim"])}
-            for name, split in splits.items():
-                x, hit, fpath = _member_features(m, split, pipeline, cfg, device, workers, world, reporter)
-                feats.setdefault(name, []).append(x)
-                info[name] = {"cached": hit, "path": str(fpath)}
-            feat_info.append(info)
-        jobs.append((ds, splits, key, path, probe, feats, feat_info, time.perf_counter() - t0))
+        tasks.append(Task(f"{ds.name}-{cfg.probe}", key, (ds, splits, probe)))
 
-    # -- probes: rank 0 alone, after the last collective ---------------------------------
-    if not world.is_main:
-        return []
-    for ds, splits, key, path, probe, feats, feat_info, t_feat in jobs:
-        x_tv = fuse_features(feats["trainval"], cfg.fuse)
-        x_te = fuse_features(feats["test"], cfg.fuse)
-        t0 = time.perf_counter()
-        metrics = _probe(cfg, ds, probe, splits, x_tv, x_te, device, reporter)
-        seconds = {"features": round(t_feat, 3), "probe": round(time.perf_counter() - t0, 3)}
-        record = {
-            "key": key,
-            "command": "downstream",
-            "created": results.now(),
-            "config": cfg.public(),
-            "model": identity,
-            "dataset": {
-                "name": ds.name,
-                "root": str(ds.root(roots[ds.name])),
-                "task": ds.task,
-                "trainval": splits["trainval"].identity(),
-                "test": splits["test"].identity(),
-            },
-            "task": ds.name,
-            "probe": probe,
-            "metrics": metrics,
-            "features": {"dim": int(x_tv.shape[1]), "fuse": cfg.fuse if len(members) > 1 else None,
-                         "members": feat_info, "pipeline": pipeline},
-            "environment": results.environment(str(device), world.world_size),
-            "seconds": seconds,
-        }
-        results.write_result(path, record)
-        out[ds.name] = _from_record(record, path, cached=False)
-    return [out[d.name] for d in datasets if d.name in out]
+    def compute(todo: list[Task]):
+        # -- features: every rank takes part in extraction --------------------------------
+        jobs = []
+        for task in todo:
+            ds, splits, probe = task.item
+            t0 = time.perf_counter()
+            feats: dict[str, list] = {}
+            feat_info = [{"spec": m.spec, "dim": int(m.identity["dim"])} for m in members]
+            for name, split in splits.items():
+                feats[name], info = member_features(
+                    members, SplitImages(split, cfg.resize, cfg.crop), split.identity(), pipeline,
+                    cache_root=rt.cache_dir, precision=rt.precision, batch_size=rt.batch_size,
+                    device=session.device, workers=session.workers, world=world, reporter=reporter,
+                    label=f"{split.dataset} {split.split}",
+                )
+                for entry, got in zip(feat_info, info):
+                    entry[name] = {"cached": got["cached"], "path": got["path"]}
+            jobs.append((task, feats, feat_info, time.perf_counter() - t0))
+
+        # -- probes: rank 0 alone, after the last collective ---------------------------------
+        if not world.is_main:
+            return
+        for task, feats, feat_info, t_feat in jobs:
+            ds, splits, probe = task.item
+            x_tv = fuse(feats["trainval"], rt.fuse)
+            x_te = fuse(feats["test"], rt.fuse)
+            t0 = time.perf_counter()
+            metrics = _probe(cfg, ds, probe, splits, x_tv, x_te, session.device, reporter)
+            seconds = {"features": round(t_feat, 3), "probe": round(time.perf_counter() - t0, 3)}
+            yield task, record(
+                cfg, "downstream", task.key, session, model=identity,
+                dataset={
+                    "name": ds.name,
+                    "root": str(ds.root(roots[ds.name])),
+                    "task": ds.task,
+                    "trainval": splits["trainval"].identity(),
+                    "test": splits["test"].identity(),
+                },
+                task=ds.name,
+                probe=probe,
+                metrics=metrics,
+                features={"dim": int(x_tv.shape[1]), "fuse": rt.fuse if len(members) > 1 else None,
+                          "members": feat_info, "pipeline": pipeline},
+                seconds=seconds,
+            )
+
+    # -- finished results are reused, the others computed --------------------------------
+    return reuse_or_compute(rt, session, "downstream", tasks, DatasetResult, compute)
 
 
 def _data_root(ds: DownstreamDataset, cfg: DownstreamConfig, reporter: Reporter) -> Path:
     """The data root, or ``<cache>/demo`` for the built-in datasets (painted on first use)."""
     from sslinv.data import demo_tasks
 
-    return demo_tasks.data_root(cfg.cache_dir, reporter) if ds.builtin else cfg.data_root
+    return demo_tasks.data_root(cfg.runtime.cache_dir, reporter) if ds.builtin else cfg.runtime.data_root
 
 
 def _check_targets(ds: DownstreamDataset, splits: dict[str, Split], folds: int) -> None:
@@ -382,24 +302,6 @@ def _check_targets(ds: DownstreamDataset, splits: dict[str, Split], folds: int) 
                 f"{ds.name}: class labels must lie in 0..{ds.outputs - 1}, found {top}. "
                 "Check the split files or the dataset folder."
             )
-
-
-def _member_features(m: _Member, split: Split, pipeline, cfg, device, workers, world, reporter):
-    key = featcache.features_key(m.identity, split.identity(), pipeline)
-
-    def compute() -> torch.Tensor:
-        if m.extractor is None:
-            m.extractor = Extractor(m.model, device, cfg.precision)
-        mine = len(distributed.shard(len(split), world))
-        progress = reporter.task(f"{split.dataset} {split.split}: features of {m.spec}", mine)
-        return featcache.extract(m.extractor, SplitImages(split, cfg.resize, cfg.crop),
-                                 batch_size=cfg.batch_size, workers=workers, world=world, progress=progress)
-
-    feats, hit = featcache.cached_features(cfg.cache_dir, key, compute, world)
-    from sslinv import cache, paths
-
-    fpath = paths.features_dir(cfg.cache_dir, m.identity.get("spec", "model")) / f"{cache.key_hash(key)}.pt"
-    return feats, hit, fpath
 
 
 def _probe(cfg, ds: DownstreamDataset, probe: dict[str, Any], splits, x_tv, x_te, device, reporter) -> dict[str, Any]:
@@ -427,20 +329,3 @@ def _probe(cfg, ds: DownstreamDataset, probe: dict[str, Any], splits, x_tv, x_te
         progress = reporter.task(f"{ds.name}: ridge regression, {len(wds)} weight decays x {cfg.folds} folds", cfg.folds + 1)
         res = linear.ridge_cv(x_tv, y_tv, x_te, y_te, wds, folds, device=device, progress=progress)
     return res.summary()
-
-
-def _from_record(record: dict[str, Any], path: Path, cached: bool) -> DatasetResult:
-    m = record["metrics"]
-    return DatasetResult(
-        dataset=record["task"],
-        metric=m["metric"],
-        score=m["score"],
-        probe=record["probe"]["kind"],
-        wd=m.get("wd"),
-        cv=None if m.get("cv") is None else {"wd": m["cv"]["wd"], "score": m["cv"]["score"]},
-        n_trainval=record["dataset"]["trainval"]["num_images"],
-        n_test=record["dataset"]["test"]["num_images"],
-        result_file=str(path),
-        cached=cached,
-        record=record,
-    )

@@ -1,0 +1,165 @@
+"""What the four evaluations share: the runtime settings and the skeleton of ``run``.
+
+- ``Runtime``: model, feature layer, architecture (``--arch``), fusion, device, precision, batch size, workers,
+  skip-bad, force, cache and data roots; embedded in every command's config
+  (``cfg.runtime``), built from the shared options by ``sslinv.cli.options``.
+- ``results.config_dump`` writes any command config into its result files with these
+  settings inlined, so the ``config`` of a result file reads as before.
+- ``start``: the preamble of every ``run``: world, device, process group, workers.
+- ``reuse_or_compute``: finished results with identical inputs are read back (unless
+  ``--force``), the rest are computed and written, one result file each.
+- ``Result`` and ``record``: one path from a result record to a command's result, and the
+  fields every result record has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from sslinv import distributed, results
+from sslinv.distributed import World
+
+
+@dataclass
+class Runtime:
+    """The settings every evaluation shares (the CLI's shared options)."""
+
+    model: str
+    cache_dir: Path
+    data_root: Path
+    layer: str = "backbone"
+    arch: str | None = None  # --arch: architecture of the checkpoint files given
+    fuse: str = "cat"
+    device: str | None = None
+    precision: str = "fp32"
+    batch_size: int = 64
+    workers: int | None = None
+    skip_bad: bool = False
+    force: bool = False
+
+    #: ``results.config_dump`` inlines these settings into a command's ``config``.
+    INLINE: ClassVar[bool] = True
+
+
+# ------------------------------------------------------------------------- session
+
+
+@dataclass(frozen=True)
+class Session:
+    """Where a run happens: the torchrun world, the model's device, decoding workers."""
+
+    world: World
+    device: Any  # torch.device
+    workers: int
+
+    def environment(self) -> dict[str, Any]:
+        return results.environment(str(self.device), self.world.world_size)
+
+
+def start(rt: Runtime) -> Session:
+    """World and device: join the process group, choose the number of workers."""
+    from sslinv.runtime import default_workers, resolve_device
+
+    world = distributed.world_from_env()
+    device = resolve_device(rt.device, world)
+    distributed.init(world, device.type)
+    workers = default_workers(device) if rt.workers is None else rt.workers
+    return Session(world, device, workers)
+
+
+# -------------------------------------------------------------------------- results
+
+
+@dataclass(kw_only=True)
+class Result:
+    """A command's result, read from its record (fresh or from a finished result file).
+
+    Subclasses add their fields and say in ``read`` how a record fills them.
+    """
+
+    result_file: str
+    cached: bool
+    record: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @staticmethod
+    def read(record: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], path: Path, cached: bool):
+        return cls(**cls.read(record), result_file=str(path), cached=cached, record=record)
+
+    def summary(self) -> dict[str, Any]:
+        """The result's own fields, then where its file is and whether it was cached."""
+        own = [f.name for f in fields(self) if f.name not in ("result_file", "cached", "record")]
+        return {**{k: getattr(self, k) for k in own}, "result_file": self.result_file, "cached": self.cached}
+
+
+R = TypeVar("R", bound=Result)
+
+
+@dataclass
+class Task:
+    """One result file to find or compute: ``name`` names the file (and the result),
+    ``key`` holds every input its numbers depend on, ``item`` is the command's own."""
+
+    name: str
+    key: dict[str, Any]
+    item: Any = None
+    path: Path = field(default=Path())
+
+
+def reuse_or_compute(
+    rt: Runtime,
+    session: Session,
+    command: str,
+    tasks: Sequence[Task],
+    result: type[R],
+    compute: Callable[[list[Task]], Iterable[tuple[Task, dict[str, Any]]]],
+) -> list[R]:
+    """The results of ``tasks``, in order, on rank 0 ([] on the other ranks).
+
+    A finished result file computed from exactly a task's key is read back (unless
+    ``--force``; rank 0 decides for every rank). The others go to ``compute(todo)``,
+    which every rank runs (extraction is sharded) and which yields ``(task, record)``
+    on rank 0 as each is done; each record is written at once.
+    """
+    world = session.world
+    done: dict[str, R] = {}
+    todo: list[Task] = []
+    for task in tasks:
+        task.path = results.result_path(rt.cache_dir, command, rt.model, task.name, task.key)
+        found = None if rt.force else results.find_finished(task.path, task.key)
+        found = distributed.broadcast_object(world, found)
+        if found is not None:
+            done[task.name] = result.from_record(found, task.path, cached=True)
+        else:
+            todo.append(task)
+    if todo:
+        for task, rec in compute(todo):
+            results.write_result(task.path, rec)
+            done[task.name] = result.from_record(rec, task.path, cached=False)
+    if not world.is_main:
+        return []
+    return [done[t.name] for t in tasks if t.name in done]
+
+
+def record(cfg: Any, command: str, key: dict[str, Any], session: Session, *, model: dict[str, Any],
+           dataset: dict[str, Any], task: str, seconds: Any, **fields_: Any) -> dict[str, Any]:
+    """A result record: inputs (key, config, model, dataset), the command's own fields,
+    then the environment and the time taken."""
+    return {
+        "key": key,
+        "command": command,
+        "created": results.now(),
+        "config": results.config_dump(cfg),
+        "model": model,
+        "dataset": dataset,
+        "task": task,
+        **fields_,
+        "environment": session.environment(),
+        "seconds": seconds,
+    }

@@ -1,1 +1,0 @@
-"""Invariance measurements: statistics (pure numerics) and one module per command."""
