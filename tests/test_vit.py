@@ -275,3 +275,17 @@ def test_synthetic_end_to_end_on_a_vit(cache_dir, image_folder, tmp_path):
     reg = record["statistics"]["regularisation"]
     # 24 images for 64-d features: rank-deficient, so directions are dropped and recorded.
     assert reg["applied"] and reg["method"] == "pseudo_inverse" and reg["num_dropped"] >= 64 - 23
+
+
+def test_arch_option_reaches_the_model_loader(cache_dir, image_folder, tmp_path):
+    # --arch is a shared option (Runtime.arch): a wrong one fails on one line, naming it.
+    from sslinv.cli.main import app
+
+    path = save(tiny_vit(12).state_dict(), tmp_path / "vit.pth")
+    res = CliRunner().invoke(app, [
+        "synthetic", "--model", str(path), "--data", str(image_folder), "-t", "grayscale", "--k", "2",
+        "--num-images", "4", "--resize", "40", "--crop-size", "32", "--workers", "0", "--device", "cpu",
+        "--arch", "resnet50",
+    ], prog_name="sslinv")
+    assert res.exit_code != 0
+    assert "not a timm ViT model name" in res.stderr and "Traceback" not in res.stderr
