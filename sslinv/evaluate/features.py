@@ -26,7 +26,7 @@ from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError, UsageError
 from sslinv.models.fusion import Member
-from sslinv.runtime import autocast_dtype, make_loader
+from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader
 
 FEATURES_FORMAT = 1
 
@@ -160,7 +160,9 @@ def extract(
     n = len(dataset)
     mine = list(distributed.shard(n, world))
     subset = torch.utils.data.Subset(dataset, mine)
-    loader = make_loader(subset, workers, batch_size, _collate)
+    crop = getattr(dataset, "crop", None)  # CleanImages, SplitImages: square uint8 views
+    loader = make_loader(subset, workers, batch_size, _collate, device=extractor.device,
+                         batch_bytes=image_batch_bytes(batch_size, crop) if crop else None)
     idx_parts, feat_parts = [], []
     for idx, views in loader:
         idx_parts.append(idx)
@@ -229,7 +231,8 @@ def member_features(
     per member, ``{"spec", "dim", "cached", "path"}``."""
     parts, info = [], []
     for m in members:
-        key = features_key(m.identity, dataset_identity, pipeline)
+        # The device kind and precision are part of the key: CPU and GPU features never mix.
+        key = features_key(m.identity, dataset_identity, {**pipeline, **compute_mode(device, precision)})
 
         def compute(m: Member = m) -> torch.Tensor:
             mine = len(distributed.shard(len(dataset), world))
