@@ -170,7 +170,7 @@ def test_moco_resnet18_checkpoint_matches_sklearn(cache_dir, tmp_path, moco_ckpt
     from sklearn.linear_model import LogisticRegression
 
     from sslinv.data.downstream import get_dataset
-    from sslinv.probes.linear import kfold_splits
+    from sslinv.probes.cv import kfold_splits
 
     root = tmp_path / "data"
     write_cifar10(root, per_batch=150, n_test=300)

@@ -173,14 +173,14 @@ def test_layers_pool_the_stage_and_skip_later_stages(layer: str, dim: int) -> No
     assert called[-1] == last  # no stage after the chosen one ran
 
     with torch.no_grad():  # the same thing written out with torchvision's modules
-        x = net.maxpool(net.relu(net.bn1(net.conv1(X))))
+        x = net.maxpool(net.relu(net.bn1(net.conv1(model.normalize(X)))))
         for s in ("layer1", "layer2", "layer3", "layer4")[: int(last[-1])]:
             x = getattr(net, s)(x)
         torch.testing.assert_close(out, x.mean(dim=(2, 3)))
     if layer == "backbone":
         with torch.no_grad():
             net.fc = torch.nn.Identity()
-            torch.testing.assert_close(out, net(X))  # the reference's fc = Identity model
+            torch.testing.assert_close(out, net(model.normalize(X)))  # the reference's fc = Identity model
 
 
 def test_unknown_layer_and_fuse_mode(cache: Path) -> None:

@@ -331,7 +331,7 @@ def test_parity_with_the_reference_formulas(cache_dir, tmp_path, coil_root):
     assert out["statistics"]["regularisation"]["applied"] is False
 
     model, _ = load_model("random-tiny", cache_dir, layer="layer3")
-    norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    norm = T.Lambda(lambda x: x * 255)  # 0..255 floats: the model applies ImageNet's mean/std itself
     pool_tf = T.Compose([T.Resize(64), T.CenterCrop(56), T.ToTensor(), norm])
     view_tf = T.Compose([T.Resize(32), T.CenterCrop(32), T.ToTensor(), norm])
     with torch.no_grad():

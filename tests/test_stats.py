@@ -124,7 +124,7 @@ def test_singular_covariance_is_regularised_recorded_and_finite():
     wh = whitening_from_stats(rs.mean, rs.covariance(), rs.n)
     assert wh.regularised
     reg = wh.regularisation
-    assert reg["num_floored"] >= 16 - 7 and reg["method"] == "eigenvalue_floor"
+    assert reg["num_dropped"] >= 16 - 7 and reg["method"] == "pseudo_inverse"
     assert torch.isfinite(wh.P).all() and torch.isfinite(wh.W).all()
     torch.testing.assert_close(wh.W @ wh.W.T, wh.P)
     dist, sim = pair_metrics(wh.whiten(torch.from_numpy(x[:4])), wh.whiten(torch.from_numpy(x[4:])))

@@ -1,7 +1,7 @@
 """The skeleton every evaluation command shares: its shared options and its last steps.
 
 ``@evaluation_command()`` gives a command the options of ``options.shared_options``
-(``--model`` first, then the command's own, then feature layer, fusion, force, JSON,
+(``--model`` first, then the command's own, then feature layer, architecture, fusion, force, JSON,
 verbose, cache and data roots, skip-bad, device, precision, batch size, workers and the
 torchrun options), relaunches under torchrun when asked, turns errors into one line, calls the command
 with a ``sslinv.evaluate.common.Runtime`` built from those options, and leaves the
@@ -66,7 +66,7 @@ def evaluation_command(skip_bad: bool = True) -> Callable[[Callable[..., Any]], 
     return deco
 
 
-def runtime(model: str, feature_layer: str, fuse: o.Fuse, force: bool, cache_dir, data_root, device: str | None,
+def runtime(model: str, feature_layer: str, arch: str | None, fuse: o.Fuse, force: bool, cache_dir, data_root, device: str | None,
             precision: o.Precision, batch_size: int, workers: int | None, skip_bad: bool = False):
     """The run's ``Runtime`` from the shared options (cache root checked writable, data
     root resolved)."""
@@ -79,6 +79,7 @@ def runtime(model: str, feature_layer: str, fuse: o.Fuse, force: bool, cache_dir
         cache_dir=cache,
         data_root=paths.data_root(data_root, cache),
         layer=feature_layer,
+        arch=arch,
         fuse=fuse.value,
         device=device,
         precision=precision.value,

@@ -18,6 +18,8 @@ from sslinv.transforms.families import FAMILIES
 
 #: The synthetic families in protocol order.
 TRANSFORM_NAMES = tuple(FAMILIES.names())
+#: ViT taps besides 'backbone' (blocks.N is completed for N = 0..11; see models.zoo.VIT_LAYERS).
+VIT_LAYERS = ("patch-mean", *(f"blocks.{i}" for i in range(12)))
 
 RUN = "Run"
 DATA = "Data and cache"
@@ -67,7 +69,8 @@ def complete_transform(incomplete: str) -> list[str]:
 
 
 def complete_layer(incomplete: str) -> list[str]:
-    return [n for n in LAYERS if n.startswith(incomplete)]
+    # Torch-free, so the names of every family: ResNet stages and ViT taps.
+    return [n for n in (*LAYERS, *VIT_LAYERS) if n.startswith(incomplete)]
 
 
 def complete_device(incomplete: str) -> list[str]:
@@ -84,7 +87,8 @@ Model = Annotated[
         "--model", "-m",
         help="A model name (random, supervised, default, ventral, dorsal, default_w3, "
         "random-resnet18, random-tiny, or a checkpoint in <cache>/checkpoints), a path to a "
-        "checkpoint file, or several joined by '+' to fuse them.",
+        "checkpoint file (ResNet or ViT: DINO, DINOv2, MAE, DeiT, MoCo v3, iBOT), "
+        "timm:NAME[.TAG] for a timm model from the Hugging Face hub, or several joined by '+' to fuse them.",
         autocompletion=complete_model, rich_help_panel=RUN,
     ),
 ]
@@ -95,8 +99,19 @@ Layer = Annotated[
     str,
     typer.Option(
         "--feature-layer",
-        help="Features: 'backbone' (pooled last stage) or layer1..layer4 (globally average-pooled).",
+        help="Features: 'backbone' (ResNet: pooled last stage; ViT: final-norm CLS token), "
+        "ResNet layer1..layer4 (globally average-pooled), ViT blocks.N (CLS token of block N "
+        "through the final norm) or patch-mean (mean of the final-norm patch tokens).",
         autocompletion=complete_layer, rich_help_panel=RUN,
+    ),
+]
+ArchOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--arch", help="Architecture of the checkpoint files given by path, instead of the one read "
+        "from their tensors: a ResNet (resnet50, ...) or a timm ViT name (e.g. vit_small_patch16_224), "
+        "for the head count the tensors cannot tell \\[default: from the file].",
+        show_default=False, rich_help_panel=RUN,
     ),
 ]
 Force = Annotated[
@@ -175,6 +190,7 @@ def cache_root(option: Path | None) -> Path:
 def shared_options(
     model: Model,
     feature_layer: Layer = "backbone",
+    arch: ArchOpt = None,
     fuse: FuseOpt = Fuse.cat,
     force: Force = False,
     refresh_cache: RefreshCache = False,

@@ -137,7 +137,7 @@ def pretrain(
 ) -> None:
     """Train a MoCo v2 model with an augmentation preset, then evaluate it by name.
 
-    Presets are the paper's (protocol section 6): default (MoCo v2's augmentations), ventral (crop and flip), dorsal (colour jitter, grey-scale, blur) and default_w3. One process per GPU through torchrun; checkpoints every epoch, so rerunning the same command resumes. The final encoder is exported to <cache>/checkpoints/<name>.pth.tar.
+    Training stays MoCo v2 on ResNets (resnet18, resnet50, resnet50w3), as in the paper; the evaluation commands also take ViTs and other timm models (--model PATH or timm:NAME). Presets are the paper's (protocol section 6): default (MoCo v2's augmentations), ventral (crop and flip), dorsal (colour jitter, grey-scale, blur) and default_w3. One process per GPU through torchrun; checkpoints every epoch, so rerunning the same command resumes. The final encoder is exported to <cache>/checkpoints/<name>.pth.tar.
 
     Example: sslinv pretrain --model ventral --data /data/imagenet/train
 

@@ -186,7 +186,7 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
         )
 
     # -- model: each member on its own (features cached per member) ---------------------
-    members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse)
+    members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse, arch=rt.arch)
 
     pipeline = {"resize": cfg.resize, "crop": cfg.crop, **compute_mode(session.device, rt.precision),
                 "normalise": "imagenet"}

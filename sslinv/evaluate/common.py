@@ -1,6 +1,6 @@
 """What the four evaluations share: the runtime settings and the skeleton of ``run``.
 
-- ``Runtime``: model, feature layer, fusion, device, precision, batch size, workers,
+- ``Runtime``: model, feature layer, architecture (``--arch``), fusion, device, precision, batch size, workers,
   skip-bad, force, cache and data roots; embedded in every command's config
   (``cfg.runtime``), built from the shared options by ``sslinv.cli.options``.
 - ``results.config_dump`` writes any command config into its result files with these
@@ -31,6 +31,7 @@ class Runtime:
     cache_dir: Path
     data_root: Path
     layer: str = "backbone"
+    arch: str | None = None  # --arch: architecture of the checkpoint files given
     fuse: str = "cat"
     device: str | None = None
     precision: str = "fp32"

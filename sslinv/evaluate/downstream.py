@@ -210,7 +210,7 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
         raise UsageError("No dataset to evaluate (with --probe knn only classification datasets apply).")
 
     # -- models: each member on its own (features cached per member) -------------------
-    members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse)
+    members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse, arch=rt.arch)
     pipeline = {"resize": cfg.resize, "crop": cfg.crop, **compute_mode(session.device, rt.precision),
                 "version": PIPELINE_VERSION}
 

@@ -1,8 +1,8 @@
 """Feature extraction, shared by the four evaluations: the model call, datasets, cache.
 
 Images are decoded and transformed in DataLoader workers into uint8 tensors; the
-main process moves each batch to the device, normalises it there and runs the model in
-eval mode under ``torch.inference_mode`` (optionally autocast to bf16/fp16). Features
+main process moves each batch to the device and runs the model (which normalises its
+own input with its own mean and std, ``models/preprocess.py``) in eval mode under ``torch.inference_mode`` (optionally autocast to bf16/fp16). Features
 come back to the CPU as float32.
 
 Features of a fixed image dataset (``causal3dident``, ``downstream``) are extracted once
@@ -26,7 +26,6 @@ from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError, UsageError
 from sslinv.models.fusion import Member
-from sslinv.models.preprocess import Normalise
 from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader
 
 FEATURES_FORMAT = 1
@@ -41,12 +40,12 @@ class Extractor:
         self.dtype = autocast_dtype(precision)
         if self.dtype is torch.float16 and device.type == "cpu":
             raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU.")
-        self.normalise = Normalise(device)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, on_device: bool = False) -> torch.Tensor:
         """Features of a uint8 batch: float32, on the CPU (or left on the device)."""
-        x = self.normalise(images.to(self.device, non_blocking=True))
+        # 0..255 floats; the model normalises with its own mean/std (models/preprocess.py).
+        x = images.to(self.device, non_blocking=True).float()
         if self.dtype is None:
             out = self.model(x)
         else:

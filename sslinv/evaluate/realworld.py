@@ -204,7 +204,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
     datasets, missing = load_datasets(cfg, reporter)
 
     # -- model ---------------------------------------------------------------------
-    model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse)
+    model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse, arch=rt.arch)
     extractor = Extractor(model, session.device, rt.precision)
 
     pool = resolve_stats_pool(cfg.stats_data, rt.cache_dir, rt.data_root, world, reporter)
@@ -217,6 +217,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
         "statistics": {"pool": pool.identity(), "resize": cfg.stats_resize, "crop": cfg.stats_crop},
         **compute_mode(session.device, rt.precision),  # device kind and precision
         "skip_bad": rt.skip_bad,
+        "whitening": "pseudo-inverse",  # directions below the cutoff dropped, not floored
     }
     tasks = [Task(ds.name, {**base, "dataset": ds.identity()}, ds) for ds in datasets]
 

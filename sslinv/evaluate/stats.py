@@ -7,10 +7,10 @@
   ``W W^T = P``. We take ``W = V diag(lambda^-1/2)`` from the eigendecomposition of
   ``Sigma`` (the reference uses the Cholesky factor of ``P``; the similarity does not
   depend on the choice and the distance uses only ``P``). The eigendecomposition also
-  tells us when ``Sigma`` is singular or ill-conditioned, in which case eigenvalues
-  below ``rtol * lambda_max`` are raised to that floor, a warning is issued and the
-  regularisation is recorded (the reference adds 1e-10 I for the random model only and
-  crashes otherwise).
+  tells us when ``Sigma`` is singular or ill-conditioned, in which case the directions
+  with variance below ``rtol * lambda_max`` (a cutoff per precision) are dropped
+  (pseudo-inverse), a warning is issued and what was dropped is recorded (the
+  reference adds 1e-10 I for the random model only and crashes otherwise).
 - ``pair_metrics``: Mahalanobis distance and whitened cosine similarity between paired
   rows, one matrix product per batch.
 - ``pool_statistics``: the model's feature statistics over a pool, cached. The cache key
@@ -132,37 +132,72 @@ class Whitening:
         return (self.mu.to(f.device, torch.float64) - f.to(torch.float64)) @ self.W.to(f.device)
 
 
+#: Relative eigenvalue cutoff per precision of the forward pass: directions whose
+#: variance lies below ``cutoff x lambda_max`` are below the features' rounding noise and
+#: are dropped (pseudo-inverse). fp32 features carry ~1e-7 relative error (the cutoff is
+#: today's 1e-9, so no fp32 number changes unless an eigenvalue lies below it); fp16 and
+#: TF32 keep 11 significand bits, bf16 8: the cutoff is the squared relative rounding error.
+PRECISION_RTOL = {"fp32": DEFAULT_RTOL, "tf32": 2.0**-22, "fp16": 2.0**-22, "bf16": 2.0**-16}
+
+
+def cutoff_for(precision: str) -> float:
+    """The relative eigenvalue cutoff for ``precision`` (fp32, tf32, fp16, bf16)."""
+    try:
+        return PRECISION_RTOL[precision]
+    except KeyError:
+        raise ValueError(
+            f"no whitening cutoff for precision {precision!r}; known: {', '.join(PRECISION_RTOL)}"
+        ) from None
+
+
 def whitening_from_stats(
-    mean: torch.Tensor, cov: torch.Tensor, n: int, rtol: float = DEFAULT_RTOL
+    mean: torch.Tensor, cov: torch.Tensor, n: int, rtol: float | None = None, precision: str = "fp32"
 ) -> Whitening:
-    """Precision and whitening from mean and covariance; regularise if ill-conditioned."""
+    """Precision and whitening from mean and covariance, over the directions that carry signal.
+
+    Eigen-directions whose variance is below ``rtol x lambda_max`` (``rtol`` defaults to
+    the cutoff of ``precision``, see ``PRECISION_RTOL``) are dropped, not floored: a
+    floored direction would get a weight of ``1 / (rtol x lambda_max)`` and rounding noise
+    along it would dominate the distance. ``P`` is then the pseudo-inverse of ``Sigma``
+    and ``W`` has one column per direction kept (``W W^T = P``). Features after a final
+    LayerNorm (every ViT's CLS token) always have one exact null direction. What was
+    dropped is recorded in ``regularisation``; with nothing below the cutoff the result is
+    the plain inverse, as before.
+    """
+    rtol = cutoff_for(precision) if rtol is None else rtol
     cov = cov.to(torch.float64)
     cov = (cov + cov.T) / 2
     evals, evecs = torch.linalg.eigh(cov)
     top = float(evals.max()) if evals.numel() else 0.0
-    if not math.isfinite(top) or top <= 0:
-        # Degenerate pool (all features identical): fall back to the identity metric.
-        floor = 1.0
-    else:
-        floor = rtol * top
-    low = evals < floor
+    degenerate = not math.isfinite(top) or top <= 0
+    # Degenerate pool (all features identical): fall back to the identity metric.
+    cutoff = 1.0 if degenerate else rtol * top
+    low = evals < cutoff
     n_low = int(low.sum())
     smallest = float(evals.min()) if evals.numel() else 0.0
+    total = float(evals.clamp_min(0).sum())
     reg: dict[str, Any] = {
         "applied": n_low > 0,
-        "method": "eigenvalue_floor" if n_low else "none",
+        "method": ("identity" if degenerate else "pseudo_inverse") if n_low else "none",
+        "precision": precision,
         "rtol": rtol,
-        "floor": floor if n_low else None,
-        "num_floored": n_low,
+        "cutoff": cutoff if n_low else None,
+        "num_dropped": 0 if degenerate else n_low,
+        "dropped_eigenvalues": [] if degenerate else [float(v) for v in evals[low][:32]],
+        "dropped_variance_fraction": (
+            float(evals[low].clamp_min(0).sum()) / total if n_low and total > 0 and not degenerate else 0.0
+        ),
         "dim": int(cov.shape[0]),
         "num_samples": int(n),
         "max_eigenvalue": top,
         "min_eigenvalue": smallest,
         "condition_number": (top / smallest) if smallest > 0 else math.inf,
     }
-    evals = torch.where(low, torch.full_like(evals, floor), evals)
-    inv_sqrt = evals.rsqrt()
-    W = evecs * inv_sqrt  # V diag(lambda^-1/2): W W^T = V diag(1/lambda) V^T = P
+    if degenerate:
+        W = torch.eye(cov.shape[0], dtype=torch.float64)
+    else:
+        keep = ~low
+        W = evecs[:, keep] * evals[keep].rsqrt()  # V_k diag(lambda_k^-1/2): W W^T = pinv(Sigma)
     P = W @ W.T
     return Whitening(mu=mean.to(torch.float64), P=P, W=W, regularisation=reg)
 
@@ -176,11 +211,17 @@ def regularisation_warning(reg: dict[str, Any], option: str = "--data") -> str |
         why = "some features are constant over the pool"
     else:
         why = f"condition number {reg['condition_number']:.3g}"
+    if reg.get("method") == "identity":
+        return (
+            f"Feature covariance is zero ({why}): every feature is constant over the pool; "
+            f"distances are Euclidean. Use a real statistics pool ({option})."
+        )
     return (
         f"Feature covariance is singular or ill-conditioned ({why}): "
-        f"{reg['num_floored']} of {reg['dim']} eigenvalues raised to "
-        f"{reg['rtol']:g} x the largest. Distances and similarities depend on this "
-        f"regularisation; use a larger statistics pool ({option}) for stable numbers."
+        f"{reg['num_dropped']} of {reg['dim']} directions with variance below "
+        f"{reg['rtol']:.3g} x the largest ({reg.get('precision', 'fp32')} cutoff) are left out of "
+        "the metric (pseudo-inverse). Features after a LayerNorm (ViTs) always have one such "
+        f"direction; otherwise use a larger statistics pool ({option}) for stable numbers."
     )
 
 
@@ -270,7 +311,7 @@ def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, 
         batch_size=rt.batch_size, workers=session.workers, cache_root=rt.cache_dir, world=world,
         progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
     )
-    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n)
+    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n, precision=rt.precision)
     if (msg := regularisation_warning(whitening.regularisation, option)) is not None:
         reporter.warn(msg)
     return whitening, info

@@ -97,7 +97,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
     families = [get_family(name) for name in cfg.transforms]  # fail fast on a typo
 
     # -- model ---------------------------------------------------------------------
-    model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse)
+    model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse, arch=rt.arch)
     extractor = Extractor(model, session.device, rt.precision)
 
     # -- statistics pool -----------------------------------------------------------
@@ -119,6 +119,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         **compute_mode(session.device, rt.precision),  # device kind and precision
         "skip_bad": rt.skip_bad,
         "statistics_rtol": whitening.regularisation["rtol"],
+        "whitening": "pseudo-inverse",  # directions below the cutoff dropped, not floored
     }
     tasks = []
     for fam in families:

@@ -7,8 +7,10 @@
 Modules: ``resnet`` (architectures: ``ARCHS``), ``taps`` (``FeatureModel``: one layer,
 pooled), ``fusion`` (``a+b+c``: ``load_members``, ``fuse``, ``FusedModel``,
 ``load_model``), ``checkpoints`` (layouts: ``load_checkpoint``, ``save_moco_checkpoint``),
-``zoo`` (records: ``MODELS``, torch-free), ``load`` (one member by name or path; zoo
-downloads), ``preprocess`` (input normalisation).
+``zoo`` (records: ``MODELS``, torch-free), ``load`` (one member by name, path or
+``timm:<name>``; zoo downloads), ``preprocess`` (each model's own input normalisation);
+ViTs through timm: ``vit`` (``ViTFeatures``, architecture from the tensors),
+``layouts_vit`` (DINO, DINOv2, MAE, DeiT, MoCo v3, iBOT layouts), ``hub`` (``timm:<name>``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _EXPORTS = {
     "FusedModel": "fusion",
     "fuse": "fusion",
     "load_members": "fusion",
+    "ViTFeatures": "vit",
+    "Preprocessing": "preprocess",
     "LoadedCheckpoint": "checkpoints",
     "build_backbone": "checkpoints",
     "infer_arch": "checkpoints",

@@ -20,8 +20,14 @@ SwAV, PyContrast (InfoMin/InsDis/PIRL) and torchvision releases):
   ``'state_dict'`` or ``'model'`` (InfoMin/InsDis/PIRL: ``model`` with
   ``module.encoder.``; PIRL's ``module.jigsaw``/``module.head_jig`` are dropped).
 
+Vision Transformers (DINO, DINOv2, MAE, DeiT, MoCo v3, iBOT/DINO training checkpoints)
+are recognised by ``sslinv.models.layouts_vit`` when no ResNet is found, and built
+through timm (``sslinv.models.vit``); ``arch`` (``--arch``) names a timm model to
+override what the tensors say.
+
 Loading is always ``torch.load(..., weights_only=True)``; ``argparse.Namespace`` (the
 training options that research checkpoints often carry) is the one extra type allowed.
+``.safetensors`` files are read with safetensors.
 """
 
 from __future__ import annotations
@@ -99,12 +105,21 @@ class LoadedCheckpoint:
     layout: str
     sha256: str
     arch_from: str = "shapes"
+    family: str = "resnet"  # "resnet" | "vit"
+    config: dict[str, Any] | None = None  # ViTConfig.as_dict() for a ViT
 
 
 # ---------------------------------------------------------------------------- reading
 
 
 def _torch_load(path: Path) -> Any:
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        except Exception as e:  # any failure means "not a safetensors file"
+            raise CheckpointError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e}).") from e
     # safe_globals exists from torch 2.5; older versions load without the allowance.
     allow = getattr(torch.serialization, "safe_globals", None)
     try:
@@ -145,11 +160,16 @@ def _tensor_items(obj: Mapping) -> dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
 
 
-def _find_prefix(sd: Mapping[str, Any]) -> str | None:
-    for prefix in KNOWN_PREFIXES:
-        if f"{prefix}conv1.weight" in sd and f"{prefix}layer1.0.conv1.weight" in sd:
+def first_prefix(sd: Mapping[str, Any], prefixes: tuple[str, ...], markers: tuple[str, ...]) -> str | None:
+    """The first of ``prefixes`` under which every one of ``markers`` is a key of ``sd``."""
+    for prefix in prefixes:
+        if all(f"{prefix}{m}" in sd for m in markers):
             return prefix
     return None
+
+
+def _find_prefix(sd: Mapping[str, Any]) -> str | None:
+    return first_prefix(sd, KNOWN_PREFIXES, ("conv1.weight", "layer1.0.conv1.weight"))
 
 
 def _locate(obj: Any) -> tuple[str, str, dict[str, torch.Tensor]] | None:
@@ -233,30 +253,42 @@ def _expected_shapes(arch: str) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
-def _check_fit(sd: Mapping[str, torch.Tensor], arch: str, path: Path, arch_from: str) -> None:
-    expected = _expected_shapes(arch)
-    # Checkpoints from PyTorch < 0.4.1 lack num_batches_tracked; BatchNorm fills it in.
-    missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
+def fit_problems(
+    sd: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], optional: tuple[str, ...] = ()
+) -> str | None:
+    """Missing, unexpected and mis-shaped keys of ``sd`` against ``expected``, or None."""
+    missing = [k for k in expected if k not in sd and not (optional and k.endswith(optional))]
     unexpected = [k for k in sd if k not in expected]
     wrong = [
         f"{k}: {tuple(sd[k].shape)} vs {expected[k]}"
         for k in expected
         if k in sd and tuple(sd[k].shape) != expected[k]
     ]
-    if missing or unexpected or wrong:
+    if not (missing or unexpected or wrong):
+        return None
+    return (
+        f"Missing keys: {_sample(missing, 10)}; unexpected keys: {_sample(unexpected, 10)}"
+        + (f"; shape mismatches: {_sample(wrong, 5)}" if wrong else "")
+    )
+
+
+def _check_fit(sd: Mapping[str, torch.Tensor], arch: str, path: Path, arch_from: str) -> None:
+    # Checkpoints from PyTorch < 0.4.1 lack num_batches_tracked; BatchNorm fills it in.
+    problems = fit_problems(sd, _expected_shapes(arch), optional=("num_batches_tracked",))
+    if problems:
         raise CheckpointError(
             f"The weights in {path} do not fit a {arch} (architecture from the {arch_from}). "
-            f"Missing keys: {_sample(missing, 10)}; unexpected keys: {_sample(unexpected, 10)}"
-            + (f"; shape mismatches: {_sample(wrong, 5)}" if wrong else "")
-            + ". Check that the file is a complete ResNet checkpoint of a known architecture."
+            f"{problems}. Check that the file is a complete ResNet checkpoint of a known architecture."
         )
 
 
-def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
+def load_checkpoint(path: Path | str, arch: str | None = None) -> LoadedCheckpoint:
     """Read a checkpoint file into backbone weights, its architecture and its layout.
 
-    Raises ``CheckpointError`` for a missing or unreadable file, an unknown layout, an
-    unknown architecture, or weights that do not fit the architecture.
+    ``arch`` (``--arch``) overrides the architecture read from the file: a registered
+    ResNet, or a timm model name for a ViT. Raises ``CheckpointError`` for a missing or
+    unreadable file, an unknown layout, an unknown architecture, or weights that do not
+    fit the architecture.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -266,9 +298,15 @@ def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
 
     found = _locate(obj)
     if found is None:
+        from sslinv.models.layouts_vit import VIT_LAYOUTS, find_vit
+
+        vit = find_vit(obj)
+        if vit is not None:
+            return _vit_checkpoint(vit, path, sha256, arch)
         raise CheckpointError(
-            f"Unrecognised checkpoint layout in {path}: no ResNet weights found. "
-            f"Keys seen: {_keys_sample(obj)}. Known layouts: " + "; ".join(KNOWN_LAYOUTS) + "."
+            f"Unrecognised checkpoint layout in {path}: no ResNet or ViT weights found. "
+            f"Keys seen: {_keys_sample(obj)}. Known layouts: "
+            + "; ".join((*KNOWN_LAYOUTS, *VIT_LAYOUTS)) + "."
         )
     container, prefix, tensors = found
     if container == "state_dict" and prefix in MOCO_PREFIXES:
@@ -277,7 +315,14 @@ def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
     sd = backbone_only(tensors, prefix)
 
     arch_string = obj.get("arch") if isinstance(obj, Mapping) else None
-    if isinstance(arch_string, str) and arch_string in ARCHS:
+    if arch is not None:
+        if arch not in ARCHS:
+            raise CheckpointError(
+                f"{path} holds a ResNet; --arch {arch!r} is not a ResNet architecture. "
+                f"Known: {', '.join(ARCHS.names())}."
+            )
+        arch_from = "--arch"
+    elif isinstance(arch_string, str) and arch_string in ARCHS:
         arch, arch_from = arch_string, "checkpoint's arch string"
     else:
         try:
@@ -293,8 +338,48 @@ def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
     return LoadedCheckpoint(arch, sd, layout, sha256, arch_from)
 
 
+def _vit_checkpoint(vit, path: Path, sha256: str, arch: str | None) -> LoadedCheckpoint:
+    """A ViT found by ``layouts_vit.find_vit``: its architecture checked against the tensors."""
+    from sslinv.models.layouts_vit import heads_from_arch
+    from sslinv.models.vit import ViTConfig, expected_shapes, timm_heads
+
+    sd = vit.state_dict
+    dim = int(sd["patch_embed.proj.weight"].shape[0])
+    if arch is not None:
+        heads = timm_heads(arch)
+        if heads is None:
+            raise CheckpointError(
+                f"--arch {arch!r} is not a timm ViT model name (e.g. vit_small_patch16_224, "
+                "vit_base_patch14_dinov2); see timm.list_models('vit_*')."
+            )
+        heads_from = f"--arch {arch}"
+    else:
+        heads, heads_from = heads_from_arch(vit.family, vit.arch_string, dim)
+    try:
+        cfg = ViTConfig.from_state_dict(sd, heads, heads_from)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    if arch is not None:
+        cfg = ViTConfig.from_dict({**cfg.as_dict(), "timm_name": arch})
+    problems = fit_problems(sd, expected_shapes(cfg))
+    if problems:
+        raise CheckpointError(
+            f"The ViT weights in {path} (layout {vit.layout}) do not fit a {cfg.name}. "
+            f"{problems}. Check the file, or name its timm architecture with --arch."
+        )
+    arch_from = f"tensor shapes, heads from {cfg.heads_from}"
+    return LoadedCheckpoint(cfg.name, sd, vit.layout, sha256, arch_from, "vit", cfg.as_dict())
+
+
 def build_backbone(ckpt: LoadedCheckpoint) -> nn.Module:
-    """The checkpoint's ResNet with its weights loaded (strict), ``fc`` = Identity, eval mode."""
+    """The checkpoint's ResNet with its weights loaded (strict), ``fc`` = Identity, eval mode.
+
+    A ViT checkpoint gives a timm ``VisionTransformer`` without head instead.
+    """
+    if ckpt.family == "vit":
+        from sslinv.models.vit import ViTConfig, load_vit
+
+        return load_vit(ViTConfig.from_dict(ckpt.config or {}), ckpt.state_dict)
     # Built on the meta device and then allocated empty: no time is spent on a random
     # initialisation that the strict load overwrites (ResNet-50w3 has ~200M parameters).
     with torch.device("meta"):

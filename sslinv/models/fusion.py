@@ -28,7 +28,6 @@ from torch import nn
 
 from sslinv.errors import UsageError
 from sslinv.models.load import check_known, load_source, resolve_member
-from sslinv.models.taps import FeatureModel
 from sslinv.models.zoo import MODELS, check_fuse, check_layer
 from sslinv.paths import checkpoint_path
 
@@ -83,7 +82,7 @@ class FusedModel(nn.Module):
         self.dim = fused_dim([int(m.dim) for m in members], mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fuse([m(x) for m in self.members], self.mode)
+        return fuse([m(x) for m in self.members], self.mode)  # each member normalises its own input
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, dim={self.dim}"
@@ -95,19 +94,22 @@ class Member:
     identity it has alone (as ``load_model(spec)`` gives it)."""
 
     spec: str
-    model: FeatureModel
+    model: nn.Module  # a FeatureModel (ResNet) or a ViT feature model
     identity: dict[str, Any]
 
 
 def load_members(
-    spec: str, cache: Path | str, layer: str = "backbone", fuse: str = "cat"
+    spec: str, cache: Path | str, layer: str = "backbone", fuse: str = "cat", arch: str | None = None
 ) -> tuple[list[Member], dict[str, Any]]:
     """Each member of ``spec`` loaded on its own, and the JSON-able identity of the fusion.
 
-    ``spec`` is a registered name, a path to a checkpoint file, or ``a+b+c`` (members
-    fused with ``fuse``: ``cat``, ``add`` or ``mean``). ``layer`` is ``backbone`` or
-    ``layer1``..``layer4``. Every name is checked before anything loads, so a typo in the
-    last member fails at once.
+    ``spec`` is a registered name, a path to a checkpoint file, ``timm:<name>[.<tag>]``
+    (a timm model from the Hugging Face hub), or ``a+b+c`` (members fused with ``fuse``:
+    ``cat``, ``add`` or ``mean``). ``layer`` is ``backbone``, ``layer1``..``layer4``
+    (ResNets) or ``patch-mean``, ``blocks.N`` (ViTs); each member's feature model
+    normalises its own input. ``arch`` (``--arch``) names the architecture of the
+    checkpoint files given (a timm model name for a ViT). Every name is checked before
+    anything loads, so a typo in the last member fails at once.
     """
     check_layer(layer)
     check_fuse(fuse)
@@ -118,8 +120,8 @@ def load_members(
     sources = [resolve_member(s, cache) for s in specs]
     members = []
     for s, src in zip(specs, sources):
-        loaded = load_source(src, cache)
-        feat = FeatureModel(loaded.backbone, layer).to("cpu").eval()
+        loaded = load_source(src, cache, arch)
+        feat = loaded.features(layer).to("cpu").eval()
         loaded.info["dim"] = feat.dim
         members.append(Member(s, feat, {"spec": s, "layer": layer, "dim": feat.dim, "members": [loaded.info]}))
     dim = fused_dim([m.model.dim for m in members], fuse)
@@ -132,9 +134,9 @@ def load_members(
 
 
 def load_model(
-    spec: str, cache: Path | str, layer: str = "backbone", fuse: str = "cat"
+    spec: str, cache: Path | str, layer: str = "backbone", fuse: str = "cat", arch: str | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The feature model for ``spec`` (eval mode, CPU) and its JSON-able identity."""
-    members, identity = load_members(spec, cache, layer, fuse)
+    members, identity = load_members(spec, cache, layer, fuse, arch)
     model = members[0].model if len(members) == 1 else FusedModel([m.model for m in members], fuse)
     return model.to("cpu").eval(), identity

@@ -35,9 +35,12 @@ from sslinv.models.checkpoints import (
     build_backbone,
     load_checkpoint,
 )
+from sslinv.models.preprocess import Preprocessing
 from sslinv.models.resnet import ARCHS
+from sslinv.models.taps import FeatureModel
 from sslinv.models.zoo import (
     CHECKPOINT_SUFFIX,
+    HUB_PREFIX,
     MODELS,
     PAPER_MODEL_STANDINS,
     UNSUPPORTED,
@@ -64,6 +67,15 @@ __all__ = [
 class _Member:
     backbone: nn.Module
     info: dict[str, Any]
+    preprocessing: Preprocessing | None = None  # None: a ResNet (ImageNet constants)
+
+    def features(self, layer: str) -> nn.Module:
+        """The feature model of ``layer``; it normalises its own input."""
+        if self.preprocessing is None:
+            return FeatureModel(self.backbone, layer)
+        from sslinv.models.vit import feature_model
+
+        return feature_model(self.backbone, layer, self.preprocessing)
 
 
 @dataclass(frozen=True)
@@ -73,10 +85,16 @@ class _Source:
     name: str
     record: ModelRecord | None = None
     path: Path | None = None
+    hub: bool = False  # ``timm:<name>``
 
 
 def resolve_member(name: str, cache: Path) -> _Source:
     """Which model or file ``name`` means; raises for unknown names and missing files."""
+    if name.startswith(HUB_PREFIX):
+        from sslinv.models.hub import check_hub_name
+
+        check_hub_name(name)
+        return _Source(name, hub=True)
     if name in MODELS:
         record = MODELS.get(name)
         if record.kind != "checkpoint":
@@ -107,6 +125,11 @@ def check_known(name: str, cache: Path) -> None:
     """Raise UnknownNameError unless ``name`` is a model name, a named checkpoint or a path."""
     if name in MODELS or checkpoint_path(cache, name).is_file() or Path(name).expanduser().exists():
         return
+    if name.startswith(HUB_PREFIX):
+        from sslinv.models.hub import check_hub_name
+
+        check_hub_name(name)
+        return
     if name in UNSUPPORTED:
         raise CheckpointError(f"Model {name!r} is not supported: {UNSUPPORTED[name]}")
     raise _unknown(name, cache)
@@ -118,7 +141,7 @@ def _unknown(name: str, cache: Path) -> UnknownNameError | CheckpointError:
     known = model_names() + [n for n in checkpoint_names(cache) if n not in MODELS]
     return UnknownNameError(
         f"Unknown model {name!r}.{did_you_mean(name, known)} Known: {', '.join(known)}. "
-        "A path to a checkpoint file is also accepted."
+        f"A path to a checkpoint file is also accepted, and {HUB_PREFIX}<name> for a timm model."
     )
 
 
@@ -127,14 +150,22 @@ def load_backbone(name: str, cache: Path) -> _Member:
     return load_source(resolve_member(name, Path(cache)), Path(cache))
 
 
-def load_source(src: _Source, cache: Path) -> _Member:
-    """Load a resolved member (``resolve_member``): its backbone and identity entry."""
+def load_source(src: _Source, cache: Path, arch: str | None = None) -> _Member:
+    """Load a resolved member (``resolve_member``): its backbone and identity entry.
+
+    ``arch`` (``--arch``) names the architecture of a checkpoint file (a timm model name
+    for a ViT); ``timm:<name>`` members come from the Hugging Face hub."""
+    if src.hub:
+        from sslinv.models.hub import load_hub_model
+
+        net, info, prep = load_hub_model(src.name)
+        return _Member(net, info, prep)
     if src.record is not None and src.record.kind == "random":
         return _random_member(src.record)
     if src.record is not None and src.record.kind == "download":
         return _download_member(src.record, cache)
     assert src.path is not None
-    return _file_member(src.name, src.path, src.record)
+    return _file_member(src.name, src.path, src.record, arch=arch)
 
 
 def _display_name(path: Path) -> str:
@@ -182,9 +213,12 @@ def _random_member(record: ModelRecord) -> _Member:
 
 
 def _file_member(
-    name: str, path: Path, record: ModelRecord | None = None, source: str | None = None
+    name: str, path: Path, record: ModelRecord | None = None, source: str | None = None,
+    arch: str | None = None,
 ) -> _Member:
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, arch)
+    if ckpt.family != "resnet":
+        return _vit_member(ckpt, {"name": name, "source": source or str(path)})
     if record is not None and ckpt.arch != record.arch:
         warnings.warn(
             f"{path} holds a {ckpt.arch}, but the paper's {record.name!r} model is a "
@@ -214,6 +248,8 @@ def _download_member(record: ModelRecord, cache: Path) -> _Member:
             f"is a {record.arch}; using the file as it is.",
             stacklevel=3,
         )
+    if ckpt.family != "resnet":
+        return _vit_member(ckpt, {"name": record.name, "source": info["file"]["source"]})
     return _Member(build_backbone(ckpt), {
         "name": record.name,
         "arch": ckpt.arch,
@@ -221,6 +257,24 @@ def _download_member(record: ModelRecord, cache: Path) -> _Member:
         "sha256": info["file"]["sha256"],
         "layout": ckpt.layout,
     })
+
+
+def _vit_member(ckpt: LoadedCheckpoint, info: dict[str, Any]) -> _Member:
+    """A ViT checkpoint: timm backbone, ImageNet normalisation, its native input size."""
+    from sslinv.models.preprocess import IMAGENET
+    from sslinv.models.vit import ViTConfig
+
+    cfg = ViTConfig.from_dict(ckpt.config or {})
+    prep = Preprocessing(IMAGENET.mean, IMAGENET.std, cfg.img_size, "bicubic")
+    return _Member(build_backbone(ckpt), {
+        **info,
+        "arch": ckpt.arch,
+        "family": "vit",
+        "sha256": ckpt.sha256,
+        "layout": ckpt.layout,
+        "architecture": cfg.as_dict(),
+        "preprocessing": prep.as_dict(),
+    }, prep)
 
 
 # ------------------------------------------------------------------------- model zoo
@@ -349,7 +403,9 @@ def fetch_weights(
         }
         with atomic_path(converted) as tmp:
             torch.save({"arch": ckpt.arch, "state_dict": ckpt.state_dict, "layout": ckpt.layout,
-                        "source_sha256": ckpt.sha256}, tmp)
+                        "source_sha256": ckpt.sha256,
+                        **({"family": ckpt.family, "config": ckpt.config} if ckpt.family != "resnet" else {})},
+                       tmp)
         write_json(sidecar(converted), meta)
         return _weights_info(converted, meta, "downloaded" if got.downloaded else "converted", raw)
 
@@ -374,6 +430,15 @@ def _weights_info(converted: Path, meta: dict[str, Any], status: str, raw: Path)
 def _load_converted(path: Path) -> LoadedCheckpoint:
     """A converted zoo file: ``{'arch', 'state_dict', 'layout', 'source_sha256'}``."""
     obj = _torch_load(path)
+    if isinstance(obj, dict) and obj.get("family") == "vit" and isinstance(obj.get("config"), dict):
+        from sslinv.models.vit import ViTConfig, expected_shapes
+
+        sd = obj.get("state_dict")
+        expected = expected_shapes(ViTConfig.from_dict(obj["config"])) if isinstance(sd, dict) else {}
+        if not isinstance(sd, dict) or {k: tuple(v.shape) for k, v in sd.items()} != expected:
+            raise CheckpointError(f"{path} is not a converted sslinv zoo file; delete it to convert again.")
+        return LoadedCheckpoint(str(obj["arch"]), sd, str(obj.get("layout", "dino")),
+                                str(obj.get("source_sha256", "")), "converted file", "vit", obj["config"])
     if not (isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and obj.get("arch") in ARCHS):
         raise CheckpointError(f"{path} is not a converted sslinv zoo file; delete it to convert again.")
     _check_fit(obj["state_dict"], obj["arch"], path, "converted file")

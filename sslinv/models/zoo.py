@@ -10,7 +10,8 @@ and the tests need (kind, architecture, url, hash). Kinds:
 - ``random``: a seeded random initialisation of ``arch`` (identical on every call);
 - ``download``: public weights (the zoo of published ResNet-50s: torchvision supervised,
   MoCo v1/v2, SwAV, DeepCluster-v2, SeLa-v2, InfoMin, InsDis, PIRL, PCL v1/v2, Barlow
-  Twins, DINO, VICReg), fetched on first use (or with ``sslinv fetch-data --model NAME``)
+  Twins, DINO, VICReg; and ViTs: DINO, DINOv2 with and without registers, MAE, MoCo v3,
+  DeiT), fetched on first use (or with ``sslinv fetch-data --model NAME``)
   into ``<cache>/weights/<filename>``, verified, and converted once to a plain backbone
   state dict ``<cache>/weights/<name>.backbone.pth`` with the source URL and sha256
   recorded beside it (``sslinv.models.load.fetch_weights``);
@@ -40,6 +41,7 @@ __all__ = [
     "LAYERS",
     "MODELS",
     "UNSUPPORTED",
+    "VIT_LAYERS",
     "ModelRecord",
     "check_fuse",
     "check_layer",
@@ -49,9 +51,15 @@ __all__ = [
 
 # Feature layers: ``backbone`` is the pooled output of layer4 (the paper's features).
 LAYERS = ("backbone", "layer1", "layer2", "layer3", "layer4")
+# ViT taps (``sslinv.models.vit``): ``backbone`` is the final-norm CLS token; ``blocks.N``
+# the CLS token of block N (0-based) through the final norm; ``patch-mean`` the mean of
+# the final-norm patch tokens.
+VIT_LAYERS = ("backbone", "patch-mean", "blocks.N")
 # How the members of ``a+b`` are combined: concatenate, sum, or average the features.
 FUSE_MODES = ("cat", "add", "mean")
 CHECKPOINT_SUFFIX = ".pth.tar"
+#: ``--model timm:<name>[.<tag>]``: a timm model with its weights from the Hugging Face hub.
+HUB_PREFIX = "timm:"
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,56 @@ _ZOO: tuple[tuple[str, str, str, str, dict], ...] = (
 for _name, _what, _url, _file, _extra in _ZOO:
     _add(ModelRecord(_name, "download", "resnet50", _what, url=_url, filename=_file, **_extra))
 
+# Vision Transformers: the authors' own release files (facts: docs/models.md and the
+# authors' READMEs). Architectures are read from the tensors; MoCo v3's head count from
+# its arch string. Hashes: MAE's README gives md5 prefixes, DeiT's file names a sha256
+# prefix (torch.hub check_hash); DINO, DINOv2 and MoCo v3 publish none, so the sha256 of
+# the first download is recorded and later downloads must match it.
+_DINO2 = f"{_FB}/dinov2"
+_VIT_SOURCE = {
+    "dino": "facebookresearch/dino README (URL); no published hash",
+    "dinov2": "facebookresearch/dinov2 README, hub/backbones.py (URL); no published hash",
+    "mae": "facebookresearch/mae README (URL, md5 prefix)",
+    "mocov3": "facebookresearch/moco-v3 CONFIG.md (URL); no published hash",
+    "deit": "facebookresearch/deit README (URL); sha256 prefix in the file name",
+}
+# (name, description, url, file name, arch read from the tensors, extra fields)
+_VIT_ZOO: tuple[tuple[str, str, str, str, str, dict], ...] = (
+    ("dino-vits16", "DINO ViT-S/16 (teacher backbone)",
+     f"{_FB}/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth", "dino_deitsmall16_pretrain.pth",
+     "vit-p16-d384-depth12-heads6", {"source": _VIT_SOURCE["dino"]}),
+    ("dino-vitb16", "DINO ViT-B/16 (teacher backbone)",
+     f"{_FB}/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth", "dino_vitbase16_pretrain.pth",
+     "vit-p16-d768-depth12-heads12", {"source": _VIT_SOURCE["dino"]}),
+    *(
+        (f"dinov2-vit{s}14{'-reg4' if reg else ''}",
+         f"DINOv2 ViT-{s.upper()}/14{' with 4 registers' if reg else ''} (LVD-142M)",
+         f"{_DINO2}/dinov2_vit{s}14/dinov2_vit{s}14{'_reg4' if reg else ''}_pretrain.pth",
+         f"dinov2_vit{s}14{'_reg4' if reg else ''}_pretrain.pth",
+         f"vit-p14-d{dim}-depth{depth}-heads{heads}{'-reg4' if reg else ''}-ls",
+         {"source": _VIT_SOURCE["dinov2"]})
+        for s, dim, depth, heads in (("s", 384, 12, 6), ("b", 768, 12, 12), ("l", 1024, 24, 16))
+        for reg in (False, True)
+    ),
+    ("mae-vitb16", "MAE ViT-B/16 encoder (pre-trained, not fine-tuned)",
+     f"{_FB}/mae/pretrain/mae_pretrain_vit_base.pth", "mae_pretrain_vit_base.pth",
+     "vit-p16-d768-depth12-heads12", {"md5_prefix": "8cad7c", "source": _VIT_SOURCE["mae"]}),
+    ("mae-vitl16", "MAE ViT-L/16 encoder (pre-trained, not fine-tuned)",
+     f"{_FB}/mae/pretrain/mae_pretrain_vit_large.pth", "mae_pretrain_vit_large.pth",
+     "vit-p16-d1024-depth24-heads16", {"md5_prefix": "b8b06e", "source": _VIT_SOURCE["mae"]}),
+    ("mocov3-vits", "MoCo v3 ViT-S/16, 300 epochs (12 heads of 32)",
+     f"{_FB}/moco-v3/vit-s-300ep/vit-s-300ep.pth.tar", "vit-s-300ep.pth.tar",
+     "vit-p16-d384-depth12-heads12", {"key_prefix": "module.base_encoder.", "source": _VIT_SOURCE["mocov3"]}),
+    ("mocov3-vitb", "MoCo v3 ViT-B/16, 300 epochs",
+     f"{_FB}/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar", "vit-b-300ep.pth.tar",
+     "vit-p16-d768-depth12-heads12", {"key_prefix": "module.base_encoder.", "source": _VIT_SOURCE["mocov3"]}),
+    ("deit-s", "DeiT-S/16 trained with ImageNet labels (the supervised ViT baseline; head dropped)",
+     f"{_FB}/deit/deit_small_patch16_224-cd65a155.pth", "deit_small_patch16_224-cd65a155.pth",
+     "vit-p16-d384-depth12-heads6", {"hash_prefix": "cd65a155", "source": _VIT_SOURCE["deit"]}),
+)
+for _name, _what, _url, _file, _arch, _extra in _VIT_ZOO:
+    _add(ModelRecord(_name, "download", _arch, _what, url=_url, filename=_file, **_extra))
+
 #: Published models sslinv lists but cannot load, with the reason (``--model NAME`` says it).
 UNSUPPORTED: dict[str, str] = {
     "simclr-v1": (
@@ -223,11 +281,24 @@ def checkpoint_names(cache: Path) -> list[str]:
     )
 
 
-def check_layer(layer: str) -> str:
-    if layer not in LAYERS:
+def _is_block_tap(layer: str) -> bool:
+    head, _, index = layer.partition(".")
+    return head == "blocks" and index.isdigit()
+
+
+def check_layer(layer: str, known: tuple[str, ...] | None = None, what: str = "") -> str:
+    """``layer`` if it names a feature layer (of ``what``, whose layers are ``known``).
+
+    Without ``known``, any layer some model family has is accepted (ResNet stages, ViT
+    taps, ``blocks.N`` for any N); the model itself checks again once built.
+    """
+    names = list(known) if known is not None else [*LAYERS, *VIT_LAYERS[1:]]
+    ok = layer in names or ("blocks.N" in names and _is_block_tap(layer))
+    if not ok:
+        of = f" for {what}" if what else ""
         raise UnknownNameError(
-            f"Unknown feature layer {layer!r}.{did_you_mean(layer, list(LAYERS))} "
-            f"Known: {', '.join(LAYERS)}."
+            f"Unknown feature layer {layer!r}{of}.{did_you_mean(layer, names)} "
+            f"Known: {', '.join(names)}."
         )
     return layer
 
