@@ -81,8 +81,13 @@ def set_precision(precision: str) -> None:
     convolutions), except with ``tf32``. Under bf16/fp16 autocast the ops autocast keeps
     in float32 are true fp32 too. No effect on the CPU."""
     autocast_dtype(precision)  # a known name
+    if not hasattr(torch.backends.cudnn, "conv"):  # torch < 2.9: only the legacy flags exist
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        return
     mode = "tf32" if precision == "tf32" else "ieee"
-    # The per-backend API of torch >= 2.9; never mixed with the legacy allow_tf32 flags.
+    # The per-backend API of torch >= 2.9; never mixed with the legacy allow_tf32 flags
+    # (torch raises when both are used).
     torch.backends.cuda.matmul.fp32_precision = mode
     torch.backends.cudnn.conv.fp32_precision = mode
     torch.backends.cudnn.rnn.fp32_precision = mode
