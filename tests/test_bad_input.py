@@ -49,6 +49,60 @@ def synth_args(pool: Path, *extra: str) -> list[str]:
     return ["--model", "random-tiny", "--data", str(pool), "-t", "grayscale", "--num-images", "all", *FAST, *extra]
 
 
+# ------------------------------------------------------- 1: NaN or Inf in the weights
+
+
+def _checkpoint(path: Path, damage) -> Path:
+    from sslinv.models.load import random_backbone
+
+    sd = random_backbone("resnet_tiny", 0).state_dict()
+    damage(sd)
+    torch.save({"arch": "resnet_tiny", "state_dict": sd}, path)
+    return path
+
+
+def _nothing_cached(cache_dir: Path) -> None:
+    for sub in ("stats", "features", "results"):
+        assert not [p for p in entries(cache_dir, sub) if not p.name.endswith(".lock")], sub
+
+
+def test_nan_weights_stop_the_run_naming_the_first_bad_tensor(cache_dir, image_folder, tmp_path):
+    def damage(sd):
+        sd["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+        sd["layer3.0.bn1.running_var"][1] = float("inf")
+
+    ckpt = _checkpoint(tmp_path / "diverged.pth", damage)
+    line = one_line_error(invoke("synthetic", *synth_args(image_folder)[2:], "--model", str(ckpt)), 4)
+    assert str(ckpt) in line and "'layer2.0.conv1.weight'" in line and "NaN or Inf" in line
+    assert "layer3" not in line
+    _nothing_cached(cache_dir)
+
+
+def _overflowing(sd):  # finite weights whose activations overflow float32
+    sd["conv1.weight"] *= 1e30
+    sd["layer1.0.conv1.weight"] *= 1e30
+
+
+def test_non_finite_features_stop_the_run_and_cache_nothing(cache_dir, image_folder, tmp_path):
+    ckpt = _checkpoint(tmp_path / "huge.pth", _overflowing)
+    line = one_line_error(invoke("synthetic", *synth_args(image_folder)[2:], "--model", str(ckpt)), 1)
+    assert "non-finite features" in line and "nothing was cached" in line
+    assert ".jpg" in line  # names an image of the batch
+    _nothing_cached(cache_dir)
+
+
+def test_non_finite_cached_features_path_caches_nothing(cache_dir, tmp_path):
+    from test_causal3dident import write_causal3dident
+
+    root = write_causal3dident(tmp_path / "c3d", per_class=(6, 3), classes=7)
+    ckpt = _checkpoint(tmp_path / "huge.pth", _overflowing)
+    res = invoke("causal3dident", "--model", str(ckpt), "--target", "0", "--data-root", str(root),
+                 "--resize", "32", "--crop-size", "32", "--workers", "0", "--device", "cpu")
+    line = one_line_error(res, 1)
+    assert "non-finite features" in line and ".png" in line
+    _nothing_cached(cache_dir)
+
+
 # ------------------------------------------------------------- 2: 16-bit greyscale PNGs
 
 

@@ -205,7 +205,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
 
     # -- model ---------------------------------------------------------------------
     model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse)
-    extractor = Extractor(model, session.device, rt.precision)
+    extractor = Extractor(model, session.device, rt.precision, name=identity["spec"])
 
     pool = resolve_stats_pool(cfg.stats_data, rt.cache_dir, rt.data_root, world, reporter)
     base = {
@@ -283,7 +283,7 @@ def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whiteni
             remaining[owner[j]] -= 1
             touched.add(owner[j])
         if views is not None:
-            z = whitening.whiten(extractor(views))
+            z = whitening.whiten(extractor(views, files=lambda idx=idx: [paths[j] for j in idx.tolist()]))
             for j, row in zip(idx.tolist(), z):
                 feats[owner[j]].append(row)
                 remaining[owner[j]] -= 1
