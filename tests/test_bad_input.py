@@ -256,6 +256,39 @@ def test_refresh_cache_recomputes_statistics(cache_dir, image_folder):
     assert out["statistics"]["cached"] is False and out["results"][0]["cached"] is False
 
 
+# ------------------------------------------- 12: result files that do not validate
+
+
+def _spoil(record: dict, how: str):
+    if how == "non-numeric":
+        record["metrics"]["distance"] = "n/a"
+        return record
+    if how == "no-metrics":
+        del record["metrics"]
+        return record
+    if how == "metrics-list":
+        record["metrics"] = []
+        return record
+    return {"array": [], "null": None, "string": "done"}[how]
+
+
+@pytest.mark.parametrize("how", ["array", "null", "string", "non-numeric", "no-metrics", "metrics-list"])
+def test_result_file_that_does_not_validate_is_recomputed(cache_dir, image_folder, how):
+    args = synth_args(image_folder)
+    first = synthetic_json(*args)
+    path = Path(first["results"][0]["result_file"])
+    path.write_text(json.dumps(_spoil(json.loads(path.read_text()), how)))
+    with pytest.warns(cache.CacheWarning) as caught:
+        res = invoke("synthetic", *args, "--json")
+    assert res.exit_code == 0 and "Traceback" not in res.stderr, res.stderr
+    (warning,) = [str(w.message) for w in caught if issubclass(w.category, cache.CacheWarning)]
+    assert str(path) in warning and "computing it again" in warning
+    out = json.loads(res.stdout)["results"][0]
+    assert out["cached"] is False and out["distance"] == first["results"][0]["distance"]
+    assert json.loads(path.read_text())["metrics"]["distance"] == first["results"][0]["distance"]  # rewritten
+    assert synthetic_json(*args)["results"][0]["cached"] is True
+
+
 # -------------------------------------------------- 9: cache that cannot be written
 
 

@@ -47,8 +47,8 @@ class SyntheticConfig:
 class TransformResult(Result):
     transform: str
     k: int
-    distance: float
-    similarity: float
+    distance: float | None
+    similarity: float | None
     values: list
     identity: int | None
     curves: dict[str, list[float]]
