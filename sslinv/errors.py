@@ -43,6 +43,28 @@ class SslinvError(Exception):
     exit_code = 1
 
 
+def from_worker(exc: SslinvError) -> SslinvError:
+    """The original error of a DataLoader worker, as it was raised there.
+
+    PyTorch re-raises an error of a worker process in the main process as the same class
+    with its whole worker traceback as the message ("Caught BadImageError in DataLoader
+    worker process 0. Original Traceback ..."). That traceback ends with the original
+    ``module.Class: message``: the message is taken from there. Any other error is
+    returned as it is.
+    """
+    text = str(exc)
+    if not (text.startswith("Caught ") and " in DataLoader worker process" in text.split("\n", 1)[0]):
+        return exc
+    cls = type(exc)
+    tail = f"{cls.__module__}.{cls.__qualname__}: "
+    at = text.rfind("\n" + tail)
+    if at < 0:
+        return exc
+    original = cls(text[at + 1 + len(tail):].strip())
+    original.__cause__ = exc
+    return original
+
+
 class UsageError(SslinvError):
     """A bad option value or combination."""
 

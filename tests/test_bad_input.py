@@ -256,6 +256,35 @@ def test_refresh_cache_recomputes_statistics(cache_dir, image_folder):
     assert out["statistics"]["cached"] is False and out["results"][0]["cached"] is False
 
 
+# --------------------------------------------- 8: errors raised in loader workers
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_unreadable_image_in_a_worker_is_one_line(cache_dir, image_folder, workers):
+    bad = image_folder / "class1" / "img_003.jpg"
+    bad.write_bytes(b"not a jpeg")
+    args = synth_args(image_folder)
+    args[args.index("--workers") + 1] = workers
+    line = one_line_error(invoke("synthetic", *args), 3)
+    assert str(bad) in line and "--skip-bad" in line
+    assert "DataLoader" not in line and "Caught" not in line
+    _nothing_cached(cache_dir)
+
+
+def test_from_worker_keeps_other_errors_as_they_are():
+    from sslinv.errors import BadImageError, DataNotFoundError, from_worker
+
+    plain = BadImageError("Cannot read image x.jpg")
+    assert from_worker(plain) is plain
+    wrapped = DataNotFoundError(
+        "Caught DataNotFoundError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
+        '  File "w.py", line 3, in f\n    raise DataNotFoundError(msg)\n'
+        "sslinv.errors.DataNotFoundError: No images under /data: add some\n"
+    )
+    got = from_worker(wrapped)
+    assert type(got) is DataNotFoundError and str(got) == "No images under /data: add some"
+
+
 # ------------------------------------------- 12: result files that do not validate
 
 
