@@ -256,6 +256,41 @@ def test_refresh_cache_recomputes_statistics(cache_dir, image_folder):
     assert out["statistics"]["cached"] is False and out["results"][0]["cached"] is False
 
 
+# ------------------------------------------ 6: images measured and skipped images
+
+
+def test_skip_bad_reports_the_images_measured(cache_dir, image_folder):
+    bad = [image_folder / "class0" / "img_002.jpg", image_folder / "class2" / "img_005.jpg"]
+    for p in bad:
+        p.write_bytes(b"not a jpeg")
+    args = synth_args(image_folder, "--skip-bad")
+    out = synthetic_json(*args)
+    assert out["num_images"] == out["results"][0]["num_images"] == 22 and out["num_sampled"] == 24
+    assert out["skipped_images"] == out["results"][0]["skipped_images"] == ["class0/img_002.jpg", "class2/img_005.jpg"]
+    record = json.loads(Path(out["results"][0]["result_file"]).read_text())
+    assert record["metrics"]["num_images"] == 22 and len(record["metrics"]["skipped_images"]) == 2
+    res = invoke("synthetic", *args)  # the table, from the cached result
+    assert res.exit_code == 0, res.stderr
+    assert "(22 images, 2 unreadable skipped," in res.stdout and "24 images" not in res.stdout
+
+
+def test_realworld_skip_bad_reports_the_images_measured(cache_dir, image_folder, tmp_path):
+    from test_realworld import Painter, fake_coil100
+
+    root = tmp_path / "data"
+    fake_coil100(root, Painter(varied=True), n=2)
+    (root / "COIL100" / "obj2__10.png").write_bytes(b"not a png")
+    args = ["realworld", "--model", "random-tiny", "--dataset", "coil100", "--data-root", str(root),
+            "--stats-data", str(image_folder), "--resize", "32", "--crop-size", "32", "--stats-resize", "40",
+            "--stats-crop-size", "32", "--workers", "0", "--device", "cpu", "--skip-bad"]
+    res = invoke(*args, "--json")
+    assert res.exit_code == 0, res.stderr
+    (r,) = json.loads(res.stdout)["results"]
+    assert r["num_images"] == 143 and r["skipped_images"] == ["obj2__10.png"]
+    res = invoke(*args)
+    assert res.exit_code == 0 and "143 (1 skipped)" in res.stdout, res.stdout
+
+
 # --------------------------------------------- 8: errors raised in loader workers
 
 

@@ -99,6 +99,7 @@ class DatasetResult(Result):
             "similarity_reference": self.similarity_reference,
             "num_groups": self.num_groups,
             "num_images": self.num_images,
+            "skipped_images": m.get("skipped_images", []),
             "k": self.k,
             "group_sizes": m.get("group_sizes"),
             "convention": CONVENTION,

@@ -69,6 +69,7 @@ class TransformResult(Result):
             "k": self.k,
             "identity_index": self.identity,
             "num_images": self.num_images,
+            "skipped_images": self.record.get("metrics", {}).get("skipped_images", []),
             "values": self.values,
             "curves": self.curves,
             "result_file": self.result_file,
