@@ -112,15 +112,15 @@ def main() -> None:
         strip = lambda rel: rel.split("/", 1)[1] if "/" in rel else None  # noqa: E731
         for kind, path in (("tar", tar_path), ("zip", zip_path)):
             if kind == "tar":
-                def base() -> None:
+                def base(path: Path = path) -> None:
                     with tarfile.open(path) as tf:
                         tf.extractall(fresh("base"), filter="data")
             else:
-                def base() -> None:
+                def base(path: Path = path) -> None:
                     with zipfile.ZipFile(path) as zf:
                         zf.extractall(fresh("base"))
             t_base = best_of(args.repeat, base)
-            t_safe = best_of(args.repeat, lambda: extract(path, fresh("safe"), strip))
+            t_safe = best_of(args.repeat, lambda path=path: extract(path, fresh("safe"), strip))
             print(f"extract {args.files:,}-file {kind}: stdlib {t_base:.2f} s, sslinv safe extract "
                   f"{t_safe:.2f} s, ratio {t_safe / t_base:.2f}")
 

@@ -16,14 +16,14 @@ except ImportError:  # pragma: no cover - older typer on click
     from click import exceptions as click_errors
 
 from sslinv import __version__
-from sslinv.cli.synthetic import synthetic
-from sslinv.cli.realworld import realworld
 from sslinv.cli.causal3dident import causal3dident
+from sslinv.cli.demo import demo
 from sslinv.cli.downstream import downstream
 from sslinv.cli.fetch_data import fetch_data
 from sslinv.cli.pretrain import pretrain
+from sslinv.cli.realworld import realworld
 from sslinv.cli.report import report
-from sslinv.cli.demo import demo
+from sslinv.cli.synthetic import synthetic
 
 
 class SslinvGroup(TyperGroup):
