@@ -283,9 +283,10 @@ def cached(
     with the same key waits and then loads instead of computing again. ``extra(value)``
     adds fields to the sidecar. Under torchrun (``world``: a ``sslinv.distributed.World``)
     every rank calls this: all ranks compute (each its shard, inside ``compute``), rank 0
-    alone locks and writes, and all ranks agree on hit or miss. An entry that ``load``
-    cannot read on any rank is a miss (moved aside with a warning); inside
-    ``refreshing()`` every entry is a miss.
+    alone locks and writes, and all ranks agree on hit or miss. On a hit, a rank that does
+    not see the entry (a node without the shared cache) gets rank 0's value by broadcast.
+    An entry that ``load`` cannot read on any rank is a miss (moved aside with a
+    warning); inside ``refreshing()`` every entry is a miss.
     """
     from sslinv.distributed import World, all_gather_objects, broadcast_object
 
@@ -297,12 +298,19 @@ def cached(
         return bool(broadcast_object(world, ok))
 
     def read() -> tuple[bool, T | None]:
-        ok, value, reason = _try_load(path, load)
-        failures = [r for good, r in all_gather_objects(world, (ok, reason)) if not good]
+        # Each rank that sees the entry loads it; without a shared cache (several nodes)
+        # a rank that does not see rank 0's file receives rank 0's value instead.
+        here = world.is_main or is_fresh(path, key)
+        ok, value, reason = _try_load(path, load) if here else (True, None, "")
+        gathered = all_gather_objects(world, (ok, reason, here))
+        failures = [r for good, r, _ in gathered if not good]
         if failures:
             if world.is_main:
                 quarantine(path, failures[0])
             return False, None
+        if not all(seen for _, _, seen in gathered):
+            sent = broadcast_object(world, value if world.is_main else None)
+            value = value if here else sent
         return True, value
 
     if fresh():

@@ -3,13 +3,24 @@
 Results never depend on the number of processes: ranks compute shards, exchange
 ``(index, value)`` pairs, and every rank assembles rows by index. Only rank 0 writes
 files or prints (see ``World.is_main``). Idea as in DINO's feature extraction.
+
+Object collectives (``broadcast_object``, ``all_gather_objects``) and ``barrier`` go
+through a gloo side group with a long timeout, created once in ``init``: a rank may wait
+there for rank 0 while rank 0 waits for a cache file lock held by another job, or
+writes the demo pool, and NCCL's default 10-minute timeout must not kill the job then.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+#: How long object collectives and barriers wait (a cold cache behind another job's lock).
+OBJECT_TIMEOUT = timedelta(days=1)
+
+_objects_group = None  # the gloo side group of ``init``
 
 
 @dataclass(frozen=True)
@@ -17,6 +28,7 @@ class World:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this node
 
     @property
     def is_distributed(self) -> bool:
@@ -32,10 +44,13 @@ def world_from_env(env: dict[str, str] | None = None) -> World:
     env = os.environ if env is None else env
     if "RANK" not in env or "WORLD_SIZE" not in env:
         return World()
+    world_size = int(env["WORLD_SIZE"])
     return World(
         rank=int(env["RANK"]),
-        world_size=int(env["WORLD_SIZE"]),
+        world_size=world_size,
         local_rank=int(env.get("LOCAL_RANK", 0)),
+        # Without LOCAL_WORLD_SIZE (a launcher other than torchrun) assume one node.
+        local_world_size=int(env.get("LOCAL_WORLD_SIZE", world_size)),
     )
 
 
@@ -44,25 +59,35 @@ def started_by_torchrun(env: dict[str, str] | None = None) -> bool:
     return "RANK" in env and "WORLD_SIZE" in env
 
 
-def init(world: World, device_type: str) -> None:
-    """Join the process group (NCCL on GPUs, gloo on CPU); a no-op for one process."""
+def init(world: World, device: Any, timeout: timedelta | None = None) -> None:
+    """Join the process group (NCCL on GPUs, bound to ``device``; gloo on CPU) and create
+    the gloo side group for objects and barriers; a no-op for one process. ``timeout``:
+    the main group's (None: torch's default)."""
+    global _objects_group
     if not world.is_distributed:
         return
+    import torch
     import torch.distributed as dist
 
     if dist.is_initialized():
         return
-    backend = "nccl" if device_type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    device = torch.device(device)
+    if device.type == "cuda":
+        dist.init_process_group(backend="nccl", device_id=device, timeout=timeout)
+    else:
+        dist.init_process_group(backend="gloo", timeout=timeout)
+    _objects_group = dist.new_group(backend="gloo", timeout=OBJECT_TIMEOUT)
 
 
 def shutdown(world: World) -> None:
+    global _objects_group
     if not world.is_distributed:
         return
     import torch.distributed as dist
 
     if dist.is_initialized():
         dist.destroy_process_group()
+    _objects_group = None
 
 
 def all_gather_objects(world: World, obj: Any) -> list[Any]:
@@ -72,7 +97,7 @@ def all_gather_objects(world: World, obj: Any) -> list[Any]:
     import torch.distributed as dist
 
     out: list[Any] = [None] * world.world_size
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=_objects_group)
     return out
 
 
@@ -80,7 +105,7 @@ def barrier(world: World) -> None:
     if world.is_distributed:
         import torch.distributed as dist
 
-        dist.barrier()
+        dist.barrier(group=_objects_group)
 
 
 def broadcast_object(world: World, obj: Any) -> Any:
@@ -90,7 +115,7 @@ def broadcast_object(world: World, obj: Any) -> Any:
     import torch.distributed as dist
 
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=_objects_group)
     return box[0]
 
 

@@ -8,20 +8,23 @@ same way.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sslinv.distributed import World
 from sslinv.errors import DeviceError, UsageError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 START_METHODS = ("fork", "spawn", "forkserver")
+#: Finished batches each loader worker keeps in flight (in /dev/shm).
+PREFETCH = 4
 
 
 def resolve_device(requested: str | None, world: World) -> torch.device:
-    """``None``/``auto``: cuda when present, else cpu. Under torchrun: cuda:LOCAL_RANK."""
+    """``None``/``auto``: cuda when present, else cpu. Under torchrun: cuda:LOCAL_RANK.
+
+    Every rank of a node gets its own GPU, or a ``DeviceError`` (see ``device_for_rank``).
+    """
     if requested in (None, "", "auto"):
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -34,26 +37,70 @@ def resolve_device(requested: str | None, world: World) -> torch.device:
                 f"--device {requested} asked for CUDA, but no CUDA GPU is available to this "
                 "PyTorch build. Use --device cpu, or install a CUDA build of torch."
             )
-        if device.index is None:
-            device = torch.device("cuda", world.local_rank % torch.cuda.device_count())
+        device = device_for_rank(device, world, torch.cuda.device_count())
         torch.cuda.set_device(device)
     elif device.type != "cpu":
         raise UsageError(f"Unsupported device {requested!r}. Use cpu, cuda or cuda:N.")
     return device
 
 
+def device_for_rank(device: torch.device, world: World, visible: int) -> torch.device:
+    """The GPU of this rank among ``visible`` ones: ``cuda`` means cuda:LOCAL_RANK.
+
+    Two ranks of a node on one GPU fail inside NCCL ("Duplicate GPU detected"), so a
+    named GPU with several processes per node, or more processes than GPUs, is a
+    ``DeviceError`` naming the fix.
+    """
+    if device.index is not None:
+        if world.is_distributed and world.local_world_size > 1:
+            raise DeviceError(
+                f"--device {device} names one GPU, but {world.local_world_size} processes run on this node: "
+                "pass --device cuda and each process takes the GPU of its local rank "
+                "(choose the GPUs with CUDA_VISIBLE_DEVICES)."
+            )
+        if device.index >= visible:
+            raise DeviceError(f"--device {device}: only {visible} GPU(s) are visible (cuda:0 to cuda:{visible - 1}).")
+        return device
+    if world.is_distributed and max(world.local_world_size, world.local_rank + 1) > visible:
+        raise DeviceError(
+            f"{max(world.local_world_size, world.local_rank + 1)} processes run on this node but only {visible} "
+            f"GPU(s) are visible: pass --nproc-per-node {visible} or less (or make more GPUs visible "
+            "with CUDA_VISIBLE_DEVICES)."
+        )
+    return torch.device("cuda", world.local_rank if world.is_distributed else 0)
+
+
 def autocast_dtype(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise UsageError(f"Unknown precision {precision!r}. Use one of: {', '.join(PRECISIONS)}.")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def set_precision(precision: str) -> None:
+    """Float32 matmuls and convolutions in true fp32 (cuDNN's default is TF32 for
+    convolutions), except with ``tf32``. Under bf16/fp16 autocast the ops autocast keeps
+    in float32 are true fp32 too. No effect on the CPU."""
+    autocast_dtype(precision)  # a known name
+    mode = "tf32" if precision == "tf32" else "ieee"
+    # The per-backend API of torch >= 2.9; never mixed with the legacy allow_tf32 flags.
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
+    torch.backends.cudnn.rnn.fp32_precision = mode
+
+
+def compute_mode(device: torch.device, precision: str) -> dict[str, str]:
+    """What cached statistics, features and results depend on besides their inputs: the
+    device kind and the precision, so CPU and GPU numbers never share a cache key."""
+    return {"device": torch.device(device).type, "precision": precision}
 
 
 def default_workers(device: torch.device) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if device.type == "cuda":
-        return max(1, min(8, cpus - 1))
-    # On the CPU the model needs the cores: one decoding worker overlaps I/O and PIL work.
-    return 1 if cpus > 1 else 0
+    """Decoding workers for one rank: the CPUs this process may really use (affinity
+    and cgroup quota) divided among the ranks of the node (see ``sslinv.cpus``), at
+    most 8; one on the CPU, where the model needs the cores."""
+    from sslinv.cpus import loader_workers
+
+    return min(8, loader_workers(torch.device(device).type))
 
 
 def init_worker(_: int) -> None:
@@ -100,10 +147,21 @@ def start_method() -> str | None:
     return method
 
 
-def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=None) -> DataLoader:
-    """An ordered loader over ``dataset``: ``workers`` one-thread decoding processes."""
+def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=None, *,
+                device: torch.device | None = None, batch_bytes: int | None = None) -> DataLoader:
+    """An ordered loader over ``dataset``: ``workers`` one-thread decoding processes.
+
+    Batches are pinned when the model runs on a GPU (``device``). With ``batch_bytes``
+    (one batch's size), a /dev/shm too small for the batches in flight is a
+    ``UsageError`` naming ``--workers`` and the container's ``--ipc=host``/``--shm-size``
+    instead of a bus error later.
+    """
     context = None
     if workers > 0:
+        if batch_bytes is not None:
+            from sslinv.cpus import check_shm
+
+            check_shm(workers, PREFETCH, batch_bytes)
         opencv_fork_safe()
         context = _worker_context(dataset)
     return DataLoader(
@@ -112,11 +170,16 @@ def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=
         shuffle=False,
         num_workers=workers,
         collate_fn=collate,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=device is not None and torch.device(device).type == "cuda",
         worker_init_fn=init_worker if workers > 0 else None,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=PREFETCH if workers > 0 else None,
         multiprocessing_context=context,
     )
+
+
+def image_batch_bytes(images: int, size: int) -> int:
+    """Bytes of a batch of ``images`` uint8 RGB images of ``size`` x ``size``."""
+    return images * 3 * size * size
 
 
 def _worker_context(dataset: Dataset):

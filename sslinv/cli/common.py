@@ -3,8 +3,9 @@
 ``@evaluation_command()`` gives a command the options of ``options.shared_options``
 (``--model`` first, then the command's own, then feature layer, fusion, force, JSON,
 verbose, cache and data roots, skip-bad, device, precision, batch size, workers and the
-torchrun options), relaunches under torchrun when asked, turns errors into one line, and
-calls the command with a ``sslinv.evaluate.common.Runtime`` built from those options.
+torchrun options), relaunches under torchrun when asked, turns errors into one line, calls the command
+with a ``sslinv.evaluate.common.Runtime`` built from those options, and leaves the
+process group at the end.
 The command then builds its config and hands it to ``emit``, which runs it with progress
 bars and renders the results. Nothing here imports torch.
 """
@@ -47,9 +48,14 @@ def evaluation_command(skip_bad: bool = True) -> Callable[[Callable[..., Any]], 
 
             settings = {k: v for k, v in values.items() if k not in _CLI_ONLY}
             settings["force"] = values["force"] or values["refresh_cache"]  # --refresh-cache implies --force
+            from sslinv import distributed
+
             rt = runtime(**settings)
-            with refreshing(values["refresh_cache"]):  # statistics and features recomputed too
-                return fn(rt, values["json_"], **kwargs)
+            try:
+                with refreshing(values["refresh_cache"]):  # statistics and features recomputed too
+                    return fn(rt, values["json_"], **kwargs)
+            finally:  # leave the process group joined in evaluate.common.start (torchrun only)
+                distributed.shutdown(distributed.world_from_env())
 
         params = [shared["model"], *own, *(shared[n] for n in names if n != "model")]
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

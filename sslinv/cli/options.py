@@ -33,6 +33,7 @@ class Fuse(str, Enum):
 
 class Precision(str, Enum):
     fp32 = "fp32"
+    tf32 = "tf32"
     bf16 = "bf16"
     fp16 = "fp16"
 
@@ -142,7 +143,7 @@ Device = Annotated[
 ]
 PrecisionOpt = Annotated[
     Precision,
-    typer.Option("--precision", help="Autocast precision of the forward pass (fp32 is the reference's).", rich_help_panel=COMPUTE),
+    typer.Option("--precision", help="Precision of the forward pass: fp32 (the reference's; true fp32, TF32 off), tf32 (TF32 matmuls and convolutions on GPUs), or bf16/fp16 autocast.", rich_help_panel=COMPUTE),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.", rich_help_panel=COMPUTE)]
 Workers = Annotated[

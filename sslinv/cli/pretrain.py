@@ -122,7 +122,8 @@ def pretrain(
     device: o.Device = None,
     precision: Annotated[
         o.Precision, typer.Option("--precision", help="Mixed precision of forward and backward: bf16 or fp16 (with "
-                                  "loss scaling) on GPUs; fp32 is the reference's.", rich_help_panel=o.COMPUTE)
+                                  "loss scaling) on GPUs; fp32 is the reference's (TF32 off), tf32 allows TF32 on GPUs.",
+                                  rich_help_panel=o.COMPUTE)
     ] = o.Precision.fp32,
     workers: o.Workers = None,
     nproc_per_node: Annotated[

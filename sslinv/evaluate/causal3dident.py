@@ -38,6 +38,7 @@ from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compu
 from sslinv.evaluate.features import CleanImages, member_features
 from sslinv.probes import krr
 from sslinv.reporting import Reporter
+from sslinv.runtime import compute_mode
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -187,7 +188,8 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
     # -- model: each member on its own (features cached per member) ---------------------
     members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse)
 
-    pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": rt.precision, "normalise": "imagenet"}
+    pipeline = {"resize": cfg.resize, "crop": cfg.crop, **compute_mode(session.device, rt.precision),
+                "normalise": "imagenet"}
     id_tr, id_te = c3d.identity(train, rows_tr), c3d.identity(test, rows_te)
     base = {
         "protocol": PROTOCOL_VERSION,

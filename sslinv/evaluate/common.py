@@ -59,12 +59,14 @@ class Session:
 
 
 def start(rt: Runtime) -> Session:
-    """World and device: join the process group, choose the number of workers."""
-    from sslinv.runtime import default_workers, resolve_device
+    """World and device: join the process group, set the precision, choose the number of
+    workers. The command skeleton (``sslinv.cli.common``) leaves the group at the end."""
+    from sslinv.runtime import default_workers, resolve_device, set_precision
 
     world = distributed.world_from_env()
     device = resolve_device(rt.device, world)
-    distributed.init(world, device.type)
+    set_precision(rt.precision)
+    distributed.init(world, device)
     workers = default_workers(device) if rt.workers is None else rt.workers
     return Session(world, device, workers)
 

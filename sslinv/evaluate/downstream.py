@@ -46,6 +46,7 @@ from sslinv.errors import DataNotFoundError, UsageError
 from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
 from sslinv.evaluate.features import member_features
 from sslinv.reporting import Reporter
+from sslinv.runtime import compute_mode
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -210,7 +211,8 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
 
     # -- models: each member on its own (features cached per member) -------------------
     members, identity = load_members(rt.model, rt.cache_dir, rt.layer, rt.fuse)
-    pipeline = {"resize": cfg.resize, "crop": cfg.crop, "precision": rt.precision, "version": PIPELINE_VERSION}
+    pipeline = {"resize": cfg.resize, "crop": cfg.crop, **compute_mode(session.device, rt.precision),
+                "version": PIPELINE_VERSION}
 
     tasks = []
     roots = {ds.name: _data_root(ds, cfg, reporter) for ds in datasets}

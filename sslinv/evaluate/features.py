@@ -27,7 +27,7 @@ from sslinv.distributed import World
 from sslinv.errors import BadImageError, NonFiniteError, UsageError
 from sslinv.models.fusion import Member
 from sslinv.models.preprocess import Normalise
-from sslinv.runtime import autocast_dtype, make_loader
+from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader
 
 FEATURES_FORMAT = 1
 
@@ -181,7 +181,9 @@ def extract(
     n = len(dataset)
     mine = list(distributed.shard(n, world))
     subset = torch.utils.data.Subset(dataset, mine)
-    loader = make_loader(subset, workers, batch_size, _collate)
+    crop = getattr(dataset, "crop", None)  # CleanImages, SplitImages: square uint8 views
+    loader = make_loader(subset, workers, batch_size, _collate, device=extractor.device,
+                         batch_bytes=image_batch_bytes(batch_size, crop) if crop else None)
     idx_parts, feat_parts = [], []
     files = _files(dataset)
     for idx, views in loader:
@@ -260,7 +262,8 @@ def member_features(
     per member, ``{"spec", "dim", "cached", "path"}``."""
     parts, info = [], []
     for m in members:
-        key = features_key(m.identity, dataset_identity, pipeline)
+        # The device kind and precision are part of the key: CPU and GPU features never mix.
+        key = features_key(m.identity, dataset_identity, {**pipeline, **compute_mode(device, precision)})
 
         def compute(m: Member = m) -> torch.Tensor:
             mine = len(distributed.shard(len(dataset), world))

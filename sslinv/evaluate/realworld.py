@@ -48,7 +48,7 @@ from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compu
 from sslinv.evaluate.features import CleanImages, Extractor, collate_clean
 from sslinv.evaluate.stats import Whitening, pool_whitening
 from sslinv.reporting import Reporter
-from sslinv.runtime import make_loader
+from sslinv.runtime import compute_mode, image_batch_bytes, make_loader
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -216,7 +216,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
         "resize": cfg.resize,
         "crop": cfg.crop,
         "statistics": {"pool": pool.identity(), "resize": cfg.stats_resize, "crop": cfg.stats_crop},
-        "precision": rt.precision,
+        **compute_mode(session.device, rt.precision),  # device kind and precision
         "skip_bad": rt.skip_bad,
     }
     tasks = [Task(ds.name, {**base, "dataset": ds.identity()}, ds) for ds in datasets]
@@ -276,7 +276,7 @@ def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whiteni
     skipped: list[str] = []
     progress = reporter.task(f"{ds.name} ({len(ds.groups)} groups)", len(paths))
     loader = make_loader(CleanImages(paths, cfg.resize, cfg.crop, rt.skip_bad), session.workers, rt.batch_size,
-                         collate_clean)
+                         collate_clean, device=session.device, batch_bytes=image_batch_bytes(rt.batch_size, cfg.crop))
     for idx, views, bad in loader:
         touched = set()
         for j in bad:

@@ -15,7 +15,7 @@
   rows, one matrix product per batch.
 - ``pool_statistics``: the model's feature statistics over a pool, cached. The cache key
   holds everything they depend on: model identity (incl. the checkpoint hash), feature
-  layer, pool identity (files, sizes, mtimes), resize, crop, precision and the number of
+  layer, pool identity (files, sizes, mtimes), resize, crop, precision, device kind and the number of
   images. The reference keys only by model and layer.
 """
 
@@ -34,7 +34,7 @@ from sslinv.data.folder import ImagePool
 from sslinv.distributed import World
 from sslinv.evaluate.features import CleanImages, Extractor, collate_clean
 from sslinv.reporting import lazy_task
-from sslinv.runtime import make_loader
+from sslinv.runtime import image_batch_bytes, make_loader
 
 #: Eigenvalues below RTOL * max eigenvalue count as numerically zero (float32 features
 #: carry ~1e-7 relative error, so their covariance is not trustworthy much below that).
@@ -201,7 +201,9 @@ def pair_metrics(
 # --------------------------------------------------------------- pool statistics
 
 
-def stats_key(model_identity: dict, pool: ImagePool, resize: int, crop: int, precision: str, skip_bad: bool) -> dict[str, Any]:
+def stats_key(model_identity: dict, pool: ImagePool, resize: int, crop: int, precision: str, skip_bad: bool,
+              *, device: str) -> dict[str, Any]:
+    """What the statistics depend on, the device kind (cpu, cuda) included."""
     return {
         "format": STATS_FORMAT,
         "model": model_identity,
@@ -209,6 +211,7 @@ def stats_key(model_identity: dict, pool: ImagePool, resize: int, crop: int, pre
         "resize": resize,
         "crop": crop,
         "precision": precision,
+        "device": torch.device(device).type,
         "skip_bad": skip_bad,
     }
 
@@ -233,7 +236,7 @@ def pool_statistics(
     Returns the statistics and a record for the result file (cache path, hit or miss,
     images used and skipped). All ranks return the same statistics.
     """
-    key = stats_key(model_identity, pool, resize, crop, precision, skip_bad)
+    key = stats_key(model_identity, pool, resize, crop, precision, skip_bad, device=extractor.device.type)
     path = paths.stats_dir(cache_root, model_identity["spec"]) / f"{cache.key_hash(key)}.pt"
 
     def compute() -> tuple[RunningStats, list[str]]:
@@ -278,7 +281,8 @@ def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world
     if progress:
         progress(0)  # the bar appears now (cached statistics show none)
     dataset = CleanImages([pool.path(i) for i in mine], resize, crop, skip_bad)
-    loader = make_loader(dataset, workers, batch_size, collate_clean)
+    loader = make_loader(dataset, workers, batch_size, collate_clean, device=extractor.device,
+                         batch_bytes=image_batch_bytes(batch_size, crop))
     local: RunningStats | None = None
     bad: list[int] = []
     for _idx, views, bad_j in loader:

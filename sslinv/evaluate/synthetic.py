@@ -25,7 +25,7 @@ from sslinv.evaluate.features import CleanImages, Extractor, FamilyView, ViewChu
 from sslinv.evaluate.stats import Whitening, pair_metrics, pool_whitening
 from sslinv.numerics import finite_or_none as _finite_or_none  # JSON has no NaN: null
 from sslinv.reporting import Reporter
-from sslinv.runtime import make_loader
+from sslinv.runtime import compute_mode, image_batch_bytes, make_loader
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -117,7 +117,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         "seed": cfg.seed,
         "resize": cfg.resize,
         "crop": cfg.crop,
-        "precision": rt.precision,
+        **compute_mode(session.device, rt.precision),  # device kind and precision
         "skip_bad": rt.skip_bad,
         "statistics_rtol": whitening.regularisation["rtol"],
     }
@@ -159,7 +159,8 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
 def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, workers, progress):
     """Whitened clean features of this rank's rows, as a dict row -> z (float64)."""
     dataset = CleanImages([pool.path(int(ids[r])) for r in rows], cfg.resize, cfg.crop, cfg.runtime.skip_bad)
-    loader = make_loader(dataset, workers, cfg.runtime.batch_size, collate_clean)
+    loader = make_loader(dataset, workers, cfg.runtime.batch_size, collate_clean, device=extractor.device,
+                         batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
     z: dict[int, torch.Tensor] = {}
     bad: set[int] = set()
     for idx, views, bad_j in loader:
@@ -178,7 +179,8 @@ def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, c
     tasks = [(r, p) for r in rows for p in range(grid.k)]
     render = FamilyView(fam, grid.params, cfg.resize, cfg.crop)
     dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed)
-    loader = make_loader(dataset, workers, None)
+    loader = make_loader(dataset, workers, None, device=extractor.device,
+                         batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
     n, k = len(ids), grid.k
     D_local, S_local, done = [], [], []
     for row_t, param_t, views in loader:

@@ -13,7 +13,6 @@ epoch's batches at a time.
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,12 +141,13 @@ class RunLoader:
 def train_workers(device: torch.device) -> int:
     """Default decoding workers per process. On GPUs MoCo's data pipeline (two augmented
     views per image) is the usual bottleneck, so each process gets its share of the
-    node's cores (torchrun's LOCAL_WORLD_SIZE processes per node), up to 16."""
+    usable CPUs (affinity and cgroup quota) divided among torchrun's LOCAL_WORLD_SIZE
+    processes per node, less one for the main process, up to 16."""
     if device.type != "cuda":
         return default_workers(device)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return max(1, min(16, cpus // local - 1))
+    from sslinv.cpus import loader_workers
+
+    return min(16, loader_workers(device.type))
 
 
 def _init_worker(_: int) -> None:

@@ -60,7 +60,7 @@ from sslinv.pretrain.state import (
     truncate_log,
 )
 from sslinv.reporting import Reporter
-from sslinv.runtime import autocast_dtype, resolve_device
+from sslinv.runtime import autocast_dtype, resolve_device, set_precision
 
 #: Called after every checkpoint with its path, the finished epochs and the steps done in
 #: the next one (on every rank); raising here stops the run as Ctrl-C would.
@@ -238,15 +238,11 @@ def run(cfg: PretrainConfig, reporter: Reporter | None = None,
 
     # -- world and device ----------------------------------------------------------
     device = resolve_device(cfg.device, world)
-    distributed.init(world, device.type)
+    distributed.init(world, device)
     dtype = autocast_dtype(cfg.precision)
     if dtype is torch.float16 and device.type != "cuda":
         raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU.")
-    if world.is_distributed and device.type == "cuda" and cfg.device and ":" in cfg.device:
-        raise UsageError(
-            f"--device {cfg.device} names one GPU, but {world.world_size} processes train: pass --device cuda "
-            "and each process takes the GPU of its local rank (choose GPUs with CUDA_VISIBLE_DEVICES)."
-        )
+    set_precision(cfg.precision)
     workers = train_workers(device) if cfg.workers is None else cfg.workers
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
