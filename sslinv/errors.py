@@ -13,6 +13,7 @@ can tell the causes apart by the code (:data:`EXIT_CODES`, also in the README)::
     ├── BadResultError 3
     ├── CheckpointError 4
     ├── DeviceError 5
+    ├── NonFiniteError 1
     ├── FetchError 6
     │   ├── ChecksumError 7
     │   └── UnsafeArchiveError 8
@@ -24,10 +25,10 @@ from __future__ import annotations
 #: Every exit code of the ``sslinv`` command and what it means (the README's table).
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "other sslinv error, e.g. a cache folder that cannot be written (checked before any work starts)",
+    1: "other sslinv error, e.g. a cache folder that cannot be written (checked before any work starts), or non-finite features",
     2: "bad usage: an unknown name (model, transform, dataset) or a bad option value",
     3: "missing, damaged or unreadable data (an image, a truncated latents file), or (`report --strict`) an unusable result file",
-    4: "checkpoint missing (also a path that does not exist), unloadable or of an unknown layout",
+    4: "checkpoint missing (also a path that does not exist), unloadable, of an unknown layout or with NaN/Inf weights",
     5: "device not available",
     6: "download or archive failure",
     7: "checksum mismatch (nothing was kept)",
@@ -40,6 +41,28 @@ class SslinvError(Exception):
     """Base class: a problem the user can fix. ``exit_code`` is what the CLI returns."""
 
     exit_code = 1
+
+
+def from_worker(exc: SslinvError) -> SslinvError:
+    """The original error of a DataLoader worker, as it was raised there.
+
+    PyTorch re-raises an error of a worker process in the main process as the same class
+    with its whole worker traceback as the message ("Caught BadImageError in DataLoader
+    worker process 0. Original Traceback ..."). That traceback ends with the original
+    ``module.Class: message``: the message is taken from there. Any other error is
+    returned as it is.
+    """
+    text = str(exc)
+    if not (text.startswith("Caught ") and " in DataLoader worker process" in text.split("\n", 1)[0]):
+        return exc
+    cls = type(exc)
+    tail = f"{cls.__module__}.{cls.__qualname__}: "
+    at = text.rfind("\n" + tail)
+    if at < 0:
+        return exc
+    original = cls(text[at + 1 + len(tail):].strip())
+    original.__cause__ = exc
+    return original
 
 
 class UsageError(SslinvError):
@@ -84,6 +107,12 @@ class DeviceError(SslinvError):
     """A device that was asked for but is not available."""
 
     exit_code = 5
+
+
+class NonFiniteError(SslinvError):
+    """Features that hold NaN or Inf although the weights are finite. Nothing was cached."""
+
+    exit_code = 1
 
 
 class FetchError(SslinvError):

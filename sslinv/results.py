@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import warnings
 from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -26,18 +27,43 @@ def result_path(cache_root: Path, command: str, model_spec: str, task: str, key:
 
 
 def find_finished(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The finished result at ``path`` if it was computed from exactly ``key``."""
+    """The finished result at ``path`` if it was computed from exactly ``key``.
+
+    A file that is there but is no result object (truncated, ``[]``, ``null``, a
+    string, another schema) is a miss with a ``CacheWarning``: it is computed again.
+    """
     if not path.exists():
         return None
-    try:
-        record = cache.read_json(path)
-    except (OSError, ValueError):
-        return None
-    if record.get("schema") != SCHEMA:
+    record, problem = _read_record(path)
+    if problem is not None:
+        unusable(path, problem)
         return None
     if cache.canonical_json(record.get("key")) != cache.canonical_json(key):
         return None
     return record
+
+
+def unusable(path: Path, problem: str) -> None:
+    """Warn that the result file at ``path`` cannot be reused and is computed again."""
+    warnings.warn(f"Result file {path} cannot be reused ({problem}); computing it again.",
+                  cache.CacheWarning, stacklevel=3)
+
+
+def _read_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(record, None)`` for a result file of this schema, else ``(None, why not)``."""
+    try:
+        record = cache.read_json(path)
+    except ValueError:
+        return None, "not valid JSON (truncated or overwritten?)"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if not isinstance(record, dict):
+        return None, f"holds a JSON {_json_type(record)}, not a result object"
+    if record.get("schema") != SCHEMA:
+        found = record.get("schema")
+        return None, ("not an sslinv result file (no schema)" if found is None
+                      else f"schema {found!r}, this sslinv reads {SCHEMA!r}")
+    return record, None
 
 
 def config_dump(cfg: Any) -> dict[str, Any]:
@@ -100,22 +126,7 @@ def scan_results(root: Path) -> Iterator[tuple[Path, dict[str, Any] | None, str 
     ``problem`` is None for a result file of this schema, else why it cannot be read as
     one (and ``record`` is None)."""
     for p in sorted(Path(root).rglob("*.json")):
-        try:
-            record = cache.read_json(p)
-        except ValueError:
-            yield p, None, "not valid JSON (truncated or overwritten?)"
-            continue
-        except OSError as exc:
-            yield p, None, f"cannot be read ({exc.strerror or exc})"
-            continue
-        if not isinstance(record, dict):
-            yield p, None, f"holds a JSON {_json_type(record)}, not a result object"
-        elif record.get("schema") != SCHEMA:
-            found = record.get("schema")
-            yield p, None, ("not an sslinv result file (no schema)" if found is None
-                            else f"schema {found!r}, this sslinv reads {SCHEMA!r}")
-        else:
-            yield p, record, None
+        yield p, *_read_record(p)
 
 
 def _json_type(value: Any) -> str:

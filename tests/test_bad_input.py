@@ -49,6 +49,60 @@ def synth_args(pool: Path, *extra: str) -> list[str]:
     return ["--model", "random-tiny", "--data", str(pool), "-t", "grayscale", "--num-images", "all", *FAST, *extra]
 
 
+# ------------------------------------------------------- 1: NaN or Inf in the weights
+
+
+def _checkpoint(path: Path, damage) -> Path:
+    from sslinv.models.load import random_backbone
+
+    sd = random_backbone("resnet_tiny", 0).state_dict()
+    damage(sd)
+    torch.save({"arch": "resnet_tiny", "state_dict": sd}, path)
+    return path
+
+
+def _nothing_cached(cache_dir: Path) -> None:
+    for sub in ("stats", "features", "results"):
+        assert not [p for p in entries(cache_dir, sub) if not p.name.endswith(".lock")], sub
+
+
+def test_nan_weights_stop_the_run_naming_the_first_bad_tensor(cache_dir, image_folder, tmp_path):
+    def damage(sd):
+        sd["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+        sd["layer3.0.bn1.running_var"][1] = float("inf")
+
+    ckpt = _checkpoint(tmp_path / "diverged.pth", damage)
+    line = one_line_error(invoke("synthetic", *synth_args(image_folder)[2:], "--model", str(ckpt)), 4)
+    assert str(ckpt) in line and "'layer2.0.conv1.weight'" in line and "NaN or Inf" in line
+    assert "layer3" not in line
+    _nothing_cached(cache_dir)
+
+
+def _overflowing(sd):  # finite weights whose activations overflow float32
+    sd["conv1.weight"] *= 1e30
+    sd["layer1.0.conv1.weight"] *= 1e30
+
+
+def test_non_finite_features_stop_the_run_and_cache_nothing(cache_dir, image_folder, tmp_path):
+    ckpt = _checkpoint(tmp_path / "huge.pth", _overflowing)
+    line = one_line_error(invoke("synthetic", *synth_args(image_folder)[2:], "--model", str(ckpt)), 1)
+    assert "non-finite features" in line and "nothing was cached" in line
+    assert ".jpg" in line  # names an image of the batch
+    _nothing_cached(cache_dir)
+
+
+def test_non_finite_cached_features_path_caches_nothing(cache_dir, tmp_path):
+    from test_causal3dident import write_causal3dident
+
+    root = write_causal3dident(tmp_path / "c3d", per_class=(6, 3), classes=7)
+    ckpt = _checkpoint(tmp_path / "huge.pth", _overflowing)
+    res = invoke("causal3dident", "--model", str(ckpt), "--target", "0", "--data-root", str(root),
+                 "--resize", "32", "--crop-size", "32", "--workers", "0", "--device", "cpu")
+    line = one_line_error(res, 1)
+    assert "non-finite features" in line and ".png" in line
+    _nothing_cached(cache_dir)
+
+
 # ------------------------------------------------------------- 2: 16-bit greyscale PNGs
 
 
@@ -200,6 +254,103 @@ def test_refresh_cache_recomputes_statistics(cache_dir, image_folder):
     assert synthetic_json(*args, "--force")["statistics"]["cached"] is True  # --force: the result only
     out = synthetic_json(*args, "--refresh-cache")
     assert out["statistics"]["cached"] is False and out["results"][0]["cached"] is False
+
+
+# ------------------------------------------ 6: images measured and skipped images
+
+
+def test_skip_bad_reports_the_images_measured(cache_dir, image_folder):
+    bad = [image_folder / "class0" / "img_002.jpg", image_folder / "class2" / "img_005.jpg"]
+    for p in bad:
+        p.write_bytes(b"not a jpeg")
+    args = synth_args(image_folder, "--skip-bad")
+    out = synthetic_json(*args)
+    assert out["num_images"] == out["results"][0]["num_images"] == 22 and out["num_sampled"] == 24
+    assert out["skipped_images"] == out["results"][0]["skipped_images"] == ["class0/img_002.jpg", "class2/img_005.jpg"]
+    record = json.loads(Path(out["results"][0]["result_file"]).read_text())
+    assert record["metrics"]["num_images"] == 22 and len(record["metrics"]["skipped_images"]) == 2
+    res = invoke("synthetic", *args)  # the table, from the cached result
+    assert res.exit_code == 0, res.stderr
+    assert "(22 images, 2 unreadable skipped," in res.stdout and "24 images" not in res.stdout
+
+
+def test_realworld_skip_bad_reports_the_images_measured(cache_dir, image_folder, tmp_path):
+    from test_realworld import Painter, fake_coil100
+
+    root = tmp_path / "data"
+    fake_coil100(root, Painter(varied=True), n=2)
+    (root / "COIL100" / "obj2__10.png").write_bytes(b"not a png")
+    args = ["realworld", "--model", "random-tiny", "--dataset", "coil100", "--data-root", str(root),
+            "--stats-data", str(image_folder), "--resize", "32", "--crop-size", "32", "--stats-resize", "40",
+            "--stats-crop-size", "32", "--workers", "0", "--device", "cpu", "--skip-bad"]
+    res = invoke(*args, "--json")
+    assert res.exit_code == 0, res.stderr
+    (r,) = json.loads(res.stdout)["results"]
+    assert r["num_images"] == 143 and r["skipped_images"] == ["obj2__10.png"]
+    res = invoke(*args)
+    assert res.exit_code == 0 and "143 (1 skipped)" in res.stdout, res.stdout
+
+
+# --------------------------------------------- 8: errors raised in loader workers
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_unreadable_image_in_a_worker_is_one_line(cache_dir, image_folder, workers):
+    bad = image_folder / "class1" / "img_003.jpg"
+    bad.write_bytes(b"not a jpeg")
+    args = synth_args(image_folder)
+    args[args.index("--workers") + 1] = workers
+    line = one_line_error(invoke("synthetic", *args), 3)
+    assert str(bad) in line and "--skip-bad" in line
+    assert "DataLoader" not in line and "Caught" not in line
+    _nothing_cached(cache_dir)
+
+
+def test_from_worker_keeps_other_errors_as_they_are():
+    from sslinv.errors import BadImageError, DataNotFoundError, from_worker
+
+    plain = BadImageError("Cannot read image x.jpg")
+    assert from_worker(plain) is plain
+    wrapped = DataNotFoundError(
+        "Caught DataNotFoundError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
+        '  File "w.py", line 3, in f\n    raise DataNotFoundError(msg)\n'
+        "sslinv.errors.DataNotFoundError: No images under /data: add some\n"
+    )
+    got = from_worker(wrapped)
+    assert type(got) is DataNotFoundError and str(got) == "No images under /data: add some"
+
+
+# ------------------------------------------- 12: result files that do not validate
+
+
+def _spoil(record: dict, how: str):
+    if how == "non-numeric":
+        record["metrics"]["distance"] = "n/a"
+        return record
+    if how == "no-metrics":
+        del record["metrics"]
+        return record
+    if how == "metrics-list":
+        record["metrics"] = []
+        return record
+    return {"array": [], "null": None, "string": "done"}[how]
+
+
+@pytest.mark.parametrize("how", ["array", "null", "string", "non-numeric", "no-metrics", "metrics-list"])
+def test_result_file_that_does_not_validate_is_recomputed(cache_dir, image_folder, how):
+    args = synth_args(image_folder)
+    first = synthetic_json(*args)
+    path = Path(first["results"][0]["result_file"])
+    path.write_text(json.dumps(_spoil(json.loads(path.read_text()), how)))
+    with pytest.warns(cache.CacheWarning) as caught:
+        res = invoke("synthetic", *args, "--json")
+    assert res.exit_code == 0 and "Traceback" not in res.stderr, res.stderr
+    (warning,) = [str(w.message) for w in caught if issubclass(w.category, cache.CacheWarning)]
+    assert str(path) in warning and "computing it again" in warning
+    out = json.loads(res.stdout)["results"][0]
+    assert out["cached"] is False and out["distance"] == first["results"][0]["distance"]
+    assert json.loads(path.read_text())["metrics"]["distance"] == first["results"][0]["distance"]  # rewritten
+    assert synthetic_json(*args)["results"][0]["cached"] is True
 
 
 # -------------------------------------------------- 9: cache that cannot be written

@@ -55,14 +55,14 @@ def handle_errors(verbose_param: str = "verbose") -> Callable[[F], F]:
     def deco(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from sslinv.errors import SslinvError
+            from sslinv.errors import SslinvError, from_worker
 
             try:
                 return fn(*args, **kwargs)
             except SslinvError as exc:
                 if kwargs.get(verbose_param):
                     stderr.print_exception(show_locals=False)
-                error(str(exc))
+                error(str(from_worker(exc)))  # one line, also for errors of loader workers
                 raise typer.Exit(exc.exit_code) from None
             except KeyboardInterrupt:
                 error("interrupted; finished results are kept, nothing half-written was left.")

@@ -87,6 +87,7 @@ def render_table(model: str, results) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("dataset")
     table.add_column("groups", justify="right")
+    table.add_column("images", justify="right", no_wrap=True)
     table.add_column("k", justify="right")
     table.add_column("similarity", justify="right")
     table.add_column("ref. sim.", justify="right")
@@ -94,8 +95,9 @@ def render_table(model: str, results) -> None:
     table.add_column("", style="dim")
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     for r in results:
+        skipped = len(r.record.get("metrics", {}).get("skipped_images", []))
         table.add_row(
-            r.dataset, str(r.num_groups), str(r.k), fmt(r.similarity), fmt(r.similarity_reference),
+            r.dataset, str(r.num_groups), f"{r.num_images}" + (f" ({skipped} skipped)" if skipped else ""), str(r.k), fmt(r.similarity), fmt(r.similarity_reference),
             fmt(r.distance), "cached" if r.cached else "",
         )
     stdout.print(table)

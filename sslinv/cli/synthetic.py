@@ -73,7 +73,9 @@ def synthetic(
     )
     emit("synthetic", run, cfg, json_, lambda results: {
         "dataset": results[0].record.get("dataset"),
-        "num_images": results[0].record["key"]["num_images"],
+        "num_images": results[0].num_images,  # measured: the sample less the skipped images
+        "num_sampled": results[0].record["key"]["num_images"],
+        "skipped_images": results[0].record["metrics"].get("skipped_images", []),
         "statistics": results[0].record.get("statistics"),
     }, render_table)
 
@@ -82,9 +84,11 @@ def render_table(model: str, results) -> None:
     from rich.table import Table
 
     first = results[0].record
+    skipped = len(first["metrics"].get("skipped_images", []))
     title = (
-        f"{model} on {first['dataset']['name']} "
-        f"({first['key']['num_images']} images, {first['key']['resize']}/{first['key']['crop']})"
+        f"{model} on {first['dataset']['name']} ({results[0].num_images} images"
+        + (f", {skipped} unreadable skipped" if skipped else "")
+        + f", {first['key']['resize']}/{first['key']['crop']})"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("transform")

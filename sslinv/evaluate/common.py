@@ -75,6 +75,15 @@ def start(rt: Runtime) -> Session:
 # -------------------------------------------------------------------------- results
 
 
+#: Annotations of ``Result`` fields that must hold numbers, and the types accepted.
+_NUMERIC: dict[str, tuple[type, ...]] = {
+    "float": (int, float),
+    "float | None": (int, float, type(None)),
+    "int": (int,),
+    "int | None": (int, type(None)),
+}
+
+
 @dataclass(kw_only=True)
 class Result:
     """A command's result, read from its record (fresh or from a finished result file).
@@ -93,6 +102,23 @@ class Result:
     @classmethod
     def from_record(cls, record: dict[str, Any], path: Path, cached: bool):
         return cls(**cls.read(record), result_file=str(path), cached=cached, record=record)
+
+    @classmethod
+    def reuse(cls, record: dict[str, Any], path: Path):
+        """The cached result of a finished record, or None (with a warning) when the
+        record lacks a field or holds a non-numeric metric: it is computed again."""
+        try:
+            result = cls.from_record(record, path, cached=True)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            results.unusable(path, f"no {exc} field" if isinstance(exc, KeyError) else f"a field of the wrong type: {exc}")
+            return None
+        for f in fields(result):
+            allowed = _NUMERIC.get(str(f.type))
+            value = getattr(result, f.name)
+            if allowed is not None and not (isinstance(value, allowed) and not isinstance(value, bool)):
+                results.unusable(path, f"{f.name} is {value!r}, not a number")
+                return None
+        return result
 
     def summary(self) -> dict[str, Any]:
         """The result's own fields, then where its file is and whether it was cached."""
@@ -125,7 +151,9 @@ def reuse_or_compute(
     """The results of ``tasks``, in order, on rank 0 ([] on the other ranks).
 
     A finished result file computed from exactly a task's key is read back (unless
-    ``--force``; rank 0 decides for every rank). The others go to ``compute(todo)``,
+    ``--force``; rank 0 decides for every rank); one that does not validate (not a
+    result object, a missing field, a non-numeric metric) is computed again, with a
+    warning. The others go to ``compute(todo)``,
     which every rank runs (extraction is sharded) and which yields ``(task, record)``
     on rank 0 as each is done; each record is written at once.
     """
@@ -134,8 +162,10 @@ def reuse_or_compute(
     todo: list[Task] = []
     for task in tasks:
         task.path = results.result_path(rt.cache_dir, command, rt.model, task.name, task.key)
-        found = None if rt.force else results.find_finished(task.path, task.key)
-        found = distributed.broadcast_object(world, found)
+        found = None
+        if world.is_main and not rt.force and (rec := results.find_finished(task.path, task.key)) is not None:
+            found = result.reuse(rec, task.path)
+        found = distributed.broadcast_object(world, None if found is None else found.record)
         if found is not None:
             done[task.name] = result.from_record(found, task.path, cached=True)
         else:

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from sslinv import cache, distributed, paths
 from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
-from sslinv.errors import BadImageError, UsageError
+from sslinv.errors import BadImageError, NonFiniteError, UsageError
 from sslinv.models.fusion import Member
 from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader
 
@@ -34,16 +34,23 @@ FEATURES_FORMAT = 1
 class Extractor:
     """Runs ``model`` on uint8 image batches and returns float32 CPU features."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32"):
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32",
+                 name: str = "The model"):
         self.model = model.to(device).eval()
+        self.name = name
         self.device = device
         self.dtype = autocast_dtype(precision)
         if self.dtype is torch.float16 and device.type == "cpu":
             raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU.")
 
     @torch.inference_mode()
-    def __call__(self, images: torch.Tensor, on_device: bool = False) -> torch.Tensor:
-        """Features of a uint8 batch: float32, on the CPU (or left on the device)."""
+    def __call__(self, images: torch.Tensor, on_device: bool = False, *,
+                 files: Callable[[], Sequence[Any]] | None = None) -> torch.Tensor:
+        """Features of a uint8 batch: float32, on the CPU (or left on the device).
+
+        Features holding NaN or Inf stop the run (``NonFiniteError``), so they never
+        reach a cache; ``files()`` names the batch's images in that message.
+        """
         # 0..255 floats; the model normalises with its own mean/std (models/preprocess.py).
         x = images.to(self.device, non_blocking=True).float()
         if self.dtype is None:
@@ -52,7 +59,20 @@ class Extractor:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 out = self.model(x)
         out = out.float()
+        if not bool(torch.isfinite(out).all()):  # one check (and sync) per batch
+            raise self._non_finite(out, files)
         return out if on_device else out.cpu()
+
+    def _non_finite(self, out: torch.Tensor, files: Callable[[], Sequence[Any]] | None) -> NonFiniteError:
+        bad = (~torch.isfinite(out).all(dim=1)).nonzero().flatten().tolist()
+        first = f", the first {files()[bad[0]]}" if files is not None else ""
+        fix = ("rerun with --precision fp32" if self.dtype is not None else
+               "the weights are finite but the activations overflow float32; check that the checkpoint is "
+               "a trained model of its architecture")
+        return NonFiniteError(
+            f"{self.name} gave non-finite features (NaN or Inf) for {len(bad)} of {len(out)} images of a "
+            f"batch{first}; nothing was cached. {fix[0].upper()}{fix[1:]}."
+        )
 
 
 # ---------------------------------------------------------------------------- data
@@ -164,9 +184,11 @@ def extract(
     loader = make_loader(subset, workers, batch_size, _collate, device=extractor.device,
                          batch_bytes=image_batch_bytes(batch_size, crop) if crop else None)
     idx_parts, feat_parts = [], []
+    files = _files(dataset)
     for idx, views in loader:
         idx_parts.append(idx)
-        feat_parts.append(extractor(views))
+        feat_parts.append(extractor(views, files=None if files is None else
+                                    lambda idx=idx: [files[j] for j in idx.tolist()]))
         if progress:
             progress(len(idx))
     local = (
@@ -183,6 +205,14 @@ def extract(
     if out is None:
         raise ValueError("no features were extracted (empty dataset)")
     return out
+
+
+def _files(dataset: Dataset) -> Sequence[Any] | None:
+    """The image files of a dataset of ``(j, uint8)`` items, for messages (None if unknown)."""
+    files = getattr(dataset, "files", None)
+    if files is None and getattr(dataset, "split", None) is not None:
+        files = getattr(dataset.split, "files", None)
+    return files
 
 
 def features_key(model_identity: dict[str, Any], dataset: dict[str, Any], pipeline: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +267,7 @@ def member_features(
         def compute(m: Member = m) -> torch.Tensor:
             mine = len(distributed.shard(len(dataset), world))
             progress = reporter.task(f"{label}: features of {m.spec}", mine)
-            return extract(Extractor(m.model, device, precision), dataset,
+            return extract(Extractor(m.model, device, precision, name=m.spec), dataset,
                            batch_size=batch_size, workers=workers, world=world, progress=progress)
 
         feats, hit = cached_features(cache_root, key, compute, world)

@@ -99,6 +99,7 @@ class DatasetResult(Result):
             "similarity_reference": self.similarity_reference,
             "num_groups": self.num_groups,
             "num_images": self.num_images,
+            "skipped_images": m.get("skipped_images", []),
             "k": self.k,
             "group_sizes": m.get("group_sizes"),
             "convention": CONVENTION,
@@ -205,7 +206,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
 
     # -- model ---------------------------------------------------------------------
     model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse, arch=rt.arch)
-    extractor = Extractor(model, session.device, rt.precision)
+    extractor = Extractor(model, session.device, rt.precision, name=identity["spec"])
 
     pool = resolve_stats_pool(cfg.stats_data, rt.cache_dir, rt.data_root, world, reporter)
     base = {
@@ -284,7 +285,7 @@ def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whiteni
             remaining[owner[j]] -= 1
             touched.add(owner[j])
         if views is not None:
-            z = whitening.whiten(extractor(views))
+            z = whitening.whiten(extractor(views, files=lambda idx=idx: [paths[j] for j in idx.tolist()]))
             for j, row in zip(idx.tolist(), z):
                 feats[owner[j]].append(row)
                 remaining[owner[j]] -= 1

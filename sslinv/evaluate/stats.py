@@ -329,7 +329,7 @@ def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world
     for _idx, views, bad_j in loader:
         bad += [mine[j] for j in bad_j]
         if views is not None:
-            feats = extractor(views)
+            feats = extractor(views, files=lambda idx=_idx: [pool.files[mine[j]] for j in idx.tolist()])
             if local is None:
                 local = RunningStats(feats.shape[1])
             local.update(feats)

@@ -47,8 +47,8 @@ class SyntheticConfig:
 class TransformResult(Result):
     transform: str
     k: int
-    distance: float
-    similarity: float
+    distance: float | None
+    similarity: float | None
     values: list
     identity: int | None
     curves: dict[str, list[float]]
@@ -69,6 +69,7 @@ class TransformResult(Result):
             "k": self.k,
             "identity_index": self.identity,
             "num_images": self.num_images,
+            "skipped_images": self.record.get("metrics", {}).get("skipped_images", []),
             "values": self.values,
             "curves": self.curves,
             "result_file": self.result_file,
@@ -98,7 +99,7 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
 
     # -- model ---------------------------------------------------------------------
     model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse, arch=rt.arch)
-    extractor = Extractor(model, session.device, rt.precision)
+    extractor = Extractor(model, session.device, rt.precision, name=identity["spec"])
 
     # -- statistics pool -----------------------------------------------------------
     pool = resolve_pool(cfg.data, rt.cache_dir, rt.data_root, world, reporter)
@@ -166,7 +167,8 @@ def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, worke
     for idx, views, bad_j in loader:
         bad.update(rows[j] for j in bad_j)
         if views is not None:
-            zs = whitening.whiten(extractor(views, on_device=True))
+            zs = whitening.whiten(extractor(views, on_device=True,
+                                            files=lambda idx=idx: [dataset.files[j] for j in idx.tolist()]))
             for j, zrow in zip(idx.tolist(), zs):
                 z[rows[j]] = zrow
         progress(len(idx) + len(bad_j))
@@ -183,7 +185,8 @@ def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, c
     n, k = len(ids), grid.k
     D_local, S_local, done = [], [], []
     for row_t, param_t, views in loader:
-        zb = whitening.whiten(extractor(views, on_device=True))
+        zb = whitening.whiten(extractor(views, on_device=True, files=lambda rows=row_t: [
+            f"{pool.files[ids[r]]} ({fam.name} view)" for r in rows.tolist()]))
         za = torch.stack([z_clean[r] for r in row_t.tolist()])
         dist, sim = pair_metrics(za, zb)
         done.append(row_t * k + param_t)

@@ -282,6 +282,22 @@ def _check_fit(sd: Mapping[str, torch.Tensor], arch: str, path: Path, arch_from:
         )
 
 
+def check_finite(sd: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or Inf: they give NaN features, never a number.
+
+    One ``isfinite().all()`` per floating tensor, in state-dict order, so the message
+    names the first damaged tensor.
+    """
+    for key, t in sd.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"The weights in {path} hold non-finite values (NaN or Inf): {bad} of {t.numel()} in "
+                f"{key!r}, the first such tensor. The training run that wrote the file diverged or "
+                "the file is damaged: use an earlier checkpoint of the run."
+            )
+
+
 def load_checkpoint(path: Path | str, arch: str | None = None) -> LoadedCheckpoint:
     """Read a checkpoint file into backbone weights, its architecture and its layout.
 
@@ -335,6 +351,7 @@ def load_checkpoint(path: Path | str, arch: str | None = None) -> LoadedCheckpoi
             )
             raise CheckpointError(f"{path}: {e}{note}") from None
     _check_fit(sd, arch, path, arch_from)
+    check_finite(sd, path)
     return LoadedCheckpoint(arch, sd, layout, sha256, arch_from)
 
 
@@ -368,6 +385,7 @@ def _vit_checkpoint(vit, path: Path, sha256: str, arch: str | None) -> LoadedChe
             f"{problems}. Check the file, or name its timm architecture with --arch."
         )
     arch_from = f"tensor shapes, heads from {cfg.heads_from}"
+    check_finite(sd, path)
     return LoadedCheckpoint(cfg.name, sd, vit.layout, sha256, arch_from, "vit", cfg.as_dict())
 
 

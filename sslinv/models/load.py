@@ -33,6 +33,7 @@ from sslinv.models.checkpoints import (
     _check_fit,
     _torch_load,
     build_backbone,
+    check_finite,
     load_checkpoint,
 )
 from sslinv.models.preprocess import Preprocessing
@@ -442,5 +443,6 @@ def _load_converted(path: Path) -> LoadedCheckpoint:
     if not (isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and obj.get("arch") in ARCHS):
         raise CheckpointError(f"{path} is not a converted sslinv zoo file; delete it to convert again.")
     _check_fit(obj["state_dict"], obj["arch"], path, "converted file")
+    check_finite(obj["state_dict"], path)
     return LoadedCheckpoint(obj["arch"], obj["state_dict"], str(obj.get("layout", "torchvision")),
                             str(obj.get("source_sha256", "")), "checkpoint's arch string")
