@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import typer
+
 from sslinv.cli import completion
 from sslinv.cli.options import TRANSFORM_NAMES, complete_model, complete_transform
 
@@ -53,3 +55,24 @@ def test_shell_completion_protocol_lists_values():
 
     out = subprocess.run(["sslinv"], env={**os.environ, **env}, capture_output=True, text=True)
     assert out.stdout.split() == ["saturation"]
+
+
+def test_an_aborted_command_is_one_line_and_exit_1():
+    """typer.Abort (e.g. a declined prompt) ends in one line, not an AttributeError."""
+    from typer.testing import CliRunner
+
+    from sslinv.cli.main import SslinvGroup
+
+    tiny = typer.Typer(cls=SslinvGroup)
+
+    @tiny.command()
+    def stop() -> None:
+        raise typer.Abort()
+
+    @tiny.command()
+    def other() -> None:
+        pass
+
+    result = CliRunner().invoke(tiny, ["stop"])
+    assert result.exit_code == 1
+    assert "aborted" in result.output and "Traceback" not in result.output

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-try:  # typer >= 0.23 carries its own copy of click
+try:  # typer >= 0.23 carries its own copy of click (Abort and Exit are typer's own)
     from typer._click import exceptions as click_errors
+    from typer.exceptions import Abort
 except ImportError:  # pragma: no cover - older typer on click
     from click import exceptions as click_errors
+    from click.exceptions import Abort
 
 from sslinv import __version__
 from sslinv.cli.causal3dident import causal3dident
@@ -56,7 +58,7 @@ class SslinvGroup(TyperGroup):
                 message += f" See: {ctx.command_path} --help"
             error(message)
             sys.exit(e.exit_code)
-        except click_errors.Abort:
+        except Abort:
             if not standalone_mode:
                 raise
             error("aborted.")
