@@ -50,7 +50,7 @@ from sslinv.evaluate.features import Extractor
 from sslinv.evaluate.synthetic import SyntheticConfig
 from sslinv.evaluate.synthetic import run as run_synthetic
 from sslinv.models import load_model
-from sslinv.probes import krr, linear
+from sslinv.probes import krr, linear, logistic
 from sslinv.probes.cv import kfold_splits
 from sslinv.runtime import resolve_device
 from sslinv.transforms import device as device_render
@@ -242,7 +242,7 @@ def logistic_rows(size: Size, device: torch.device) -> list[Row]:
     folds = kfold_splits(n, 5, 0)
     grid = linear.wd_grid(0)[:: 5 if size.logistic_n >= 10_000 else 15]
     t = time.perf_counter()
-    res = linear.logistic_cv(x[:n], y[:n], x[n:], y[n:], c, grid, folds, device=device)
+    res = logistic.logistic_cv(x[:n], y[:n], x[n:], y[n:], c, grid, folds, device=device)
     t = time.perf_counter() - t
     return [Row(f"logistic probe n={n} d={d}", f"{t:.1f} s", "", "",
                 f"{len(grid)} weight decays x 5 folds + refit; test accuracy {res.test_score:.3f}")]

@@ -4,7 +4,7 @@ The reference (``eval_downstream.py``) fits one scikit-learn model per weight de
 fold: 45 values x 5 folds = 225 fits, then one refit. This script runs exactly that loop
 (``LogisticRegression(C=1/wd, lbfgs, max_iter=100, warm_start=True)`` reused across the
 loop as the reference does; ``Ridge(alpha=wd)`` for the regression case) and sslinv's
-solvers (``sslinv.probes.linear.logistic_cv`` / ``ridge_cv``: the 5 folds and the refit
+solvers (``sslinv.probes.logistic.logistic_cv`` / ``linear.ridge_cv``: the 5 folds and the refit
 as one batched, preconditioned, warm-started L-BFGS path; one eigendecomposition per
 fold for all 45 ridge alphas) on the same synthetic features and the same seeded folds,
 in one run, and prints the time of each, the speed ratio, the chosen weight decay and
@@ -115,7 +115,9 @@ def main() -> None:
 
     import torch
 
-    from sslinv.probes.linear import kfold_splits, logistic_cv, ridge_cv, wd_grid
+    from sslinv.probes.cv import kfold_splits
+    from sslinv.probes.linear import ridge_cv, wd_grid
+    from sslinv.probes.logistic import logistic_cv
 
     if args.threads:  # the same thread count for torch and for numpy/scipy's BLAS
         from threadpoolctl import threadpool_limits

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score as sk_r2
 from sklearn.model_selection import KFold
 
-from sslinv.probes import cv, linear
+from sslinv.probes import cv, linear, logistic
 from sslinv.probes.knn import knn_predict
 
 
@@ -129,7 +129,7 @@ def test_logistic_matches_sklearn_at_fixed_regularisation(wd):
     mean CE + wd/(2n) ||W||^2. Both solved tightly: same probabilities and predictions."""
     x, y = classification_data()
     xt, yt = classification_data(seed=1)
-    coef, intercept, info = linear.logistic_fit(x, y, 4, wd, max_iter=500, tol=1e-6)
+    coef, intercept, info = logistic.logistic_fit(x, y, 4, wd, max_iter=500, tol=1e-6)
     ref = LogisticRegression(C=1 / wd, max_iter=5000, tol=1e-10).fit(x.astype(np.float64), y)
 
     def proba(c, b, z):
@@ -151,7 +151,7 @@ def test_logistic_default_tolerance_same_test_score_as_sklearn():
     x, y = classification_data(n=300, seed=3, spread=0.4)
     xt, yt = classification_data(n=400, seed=4, spread=0.4)
     for wd in (1.0, 30.0):
-        coef, intercept, info = linear.logistic_fit(x, y, 4, wd)
+        coef, intercept, info = logistic.logistic_fit(x, y, 4, wd)
         # Stopped by tol or at float32 resolution (which of the two depends on the CPU's
         # kernels), not cut off by max_iter: the test score below is what users rely on.
         assert info["iterations"] < 100
@@ -168,7 +168,7 @@ def test_logistic_cv_path_matches_independent_fits():
     n = 160
     folds = cv.kfold_splits(n, 5, 0)
     wds = linear.wd_grid(0)
-    res = linear.logistic_cv(x[:n], y[:n], xt, yt, 4, wds, folds, "accuracy")
+    res = logistic.logistic_cv(x[:n], y[:n], xt, yt, 4, wds, folds, "accuracy")
     assert res.fold_scores.shape == (45, 5)
     # How many of the 45 x 6 problems stop at float32 resolution above tol depends on
     # the machine's kernels, so no count is asserted: the scores below are what matter.
@@ -193,9 +193,9 @@ def test_logistic_cv_counts_problems_cut_off_by_max_iter():
     x, y = classification_data(n=120, seed=5, spread=0.6)
     folds = cv.kfold_splits(100, 5, 0)
     wds = linear.wd_grid(0)[::11]
-    starved = linear.logistic_cv(x[:100], y[:100], x[100:], y[100:], 4, wds, folds, "accuracy", max_iter=1)
+    starved = logistic.logistic_cv(x[:100], y[:100], x[100:], y[100:], 4, wds, folds, "accuracy", max_iter=1)
     assert starved.info["not_converged"] > 0
-    full = linear.logistic_cv(x[:100], y[:100], x[100:], y[100:], 4, wds, folds, "accuracy", max_iter=1000)
+    full = logistic.logistic_cv(x[:100], y[:100], x[100:], y[100:], 4, wds, folds, "accuracy", max_iter=1000)
     assert full.info["not_converged"] == 0
 
 
@@ -203,7 +203,7 @@ def test_logistic_mean_per_class_metric_is_used_in_cv():
     x, y = classification_data(n=120, k=3, seed=7)
     y[:90] = 0  # imbalanced: accuracy and mean per-class accuracy differ
     folds = cv.kfold_splits(100, 5, 0)
-    res = linear.logistic_cv(x[:100], y[:100], x[100:], y[100:], 3, linear.wd_grid(0)[::11], folds,
+    res = logistic.logistic_cv(x[:100], y[:100], x[100:], y[100:], 3, linear.wd_grid(0)[::11], folds,
                              "mean_per_class_accuracy")
     assert res.metric == "mean_per_class_accuracy" and 0 <= res.test_score <= 1
 

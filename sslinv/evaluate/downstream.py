@@ -307,7 +307,7 @@ def _check_targets(ds: DownstreamDataset, splits: dict[str, Split], folds: int) 
 
 
 def _probe(cfg, ds: DownstreamDataset, probe: dict[str, Any], splits, x_tv, x_te, device, reporter) -> dict[str, Any]:
-    from sslinv.probes import cv, linear
+    from sslinv.probes import cv, linear, logistic
 
     y_tv = splits["trainval"].view_targets(cfg.resize, cfg.crop)
     y_te = splits["test"].view_targets(cfg.resize, cfg.crop)
@@ -321,7 +321,7 @@ def _probe(cfg, ds: DownstreamDataset, probe: dict[str, Any], splits, x_tv, x_te
     folds = cv.kfold_splits(len(y_tv), cfg.folds, cfg.seed)
     if ds.task == "classification":
         progress = reporter.task(f"{ds.name}: logistic regression, {len(wds)} weight decays x {cfg.folds} folds", len(wds))
-        res = linear.logistic_cv(x_tv, y_tv, x_te, y_te, ds.outputs, wds, folds, ds.metric,
+        res = logistic.logistic_cv(x_tv, y_tv, x_te, y_te, ds.outputs, wds, folds, ds.metric,
                                  max_iter=cfg.max_iter, tol=cfg.tol, device=device, progress=progress)
         if res.info["not_converged"]:
             reporter.warn(f"{ds.name}: {res.info['not_converged']} of {len(wds) * (cfg.folds + 1)} logistic "
