@@ -173,4 +173,23 @@ def test_reads_real_synthetic_results(cache_dir, image_folder):
     out = json.loads(invoke("--format", "json").stdout)
     (row,) = out["results"]
     assert row["model"] == "random-tiny" and row["task"] == "h_flip"
+    assert row["arch"] == "resnet_tiny"  # read from the model identity
     assert row["similarity"] == pytest.approx(json.loads(run.stdout)["results"][0]["similarity"])
+
+
+def test_each_model_shows_its_architecture_per_member(tmp_path):
+    """The architecture of every member comes from the result file's model identity."""
+    root = tmp_path / "cache"
+    members = [{"name": "dino-vits16", "arch": "vit_small_patch16_224"}, {"name": "default", "arch": "resnet50"}]
+    key = {"command": "synthetic", "model": {"spec": "dino-vits16+default"}, "task": "rotation"}
+    record = {"key": key, "command": "synthetic", "created": "2026-01-01T00:00:00+00:00", "config": {},
+              "model": {"spec": "dino-vits16+default", "members": members}, "task": "rotation",
+              "metrics": {"similarity": 0.5, "distance": 1.0}}
+    results.write_result(results.result_path(root, "synthetic", "dino-vits16+default", "rotation", key), record)
+    _write(root, "synthetic", "old", "rotation", {"similarity": 0.4, "distance": 2.0}, "2026-01-01T00:00:00+00:00")
+    out = json.loads(invoke("--results", str(root / "results"), "--format", "json").stdout)
+    archs = {r["model"]: r["arch"] for r in out["results"]}
+    assert archs == {"dino-vits16+default": "vit_small_patch16_224+resnet50", "old": ""}
+    page = tmp_path / "r.html"
+    assert invoke("--results", str(root / "results"), "--html", str(page)).exit_code == 0
+    assert "(vit_small_patch16_224+resnet50)" in page.read_text()

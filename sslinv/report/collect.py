@@ -48,10 +48,13 @@ class Row:
     #: A synthetic run's per-parameter curves: {"values", "similarity", "distance"}, the
     #: grid values as the result file records them; None for other commands.
     curve: dict[str, list] | None = field(default=None, compare=False, hash=False)
+    #: The architecture of the model, per member of a fusion (``resnet50``,
+    #: ``vit_small_patch16_224+resnet50``); "" when the result file does not say.
+    arch: str = field(default="", compare=False, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "command": self.command, "model": self.model, "task": self.task,
+            "command": self.command, "model": self.model, "arch": self.arch, "task": self.task,
             **{m: self.values.get(m) for m in METRICS}, "score_metric": self.score_metric,
             "settings": self.settings, "created": self.created, "result_file": self.path,
         }
@@ -126,7 +129,17 @@ def row_from_record(record: dict[str, Any], path: Path) -> Row:
         path=str(path),
         settings_detail=settings,
         curve=_curve(record) if command == "synthetic" else None,
+        arch=_arch(model),
     )
+
+
+def _arch(model: dict[str, Any]) -> str:
+    """The architecture of each member of a model identity, joined as the spec is."""
+    members = model.get("members")
+    archs = [m.get("arch") for m in members if isinstance(m, dict)] if isinstance(members, list) else []
+    if not archs:
+        archs = [model.get("arch")]
+    return "+".join(a for a in archs if isinstance(a, str))
 
 
 def _curve(record: dict[str, Any]) -> dict[str, list] | None:

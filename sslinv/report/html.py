@@ -71,8 +71,10 @@ def render(
     add(f'<p class="meta">Written {created} by sslinv {escape(sslinv.__version__)} from {len(rows)} result '
         f"files under {', '.join(f'<code>{escape(str(r))}</code>' for r in roots)}. Invariance metric: "
         f"<b>{escape(metric)}</b>. Everything on this page is in this one file.</p>")
+    archs = {r.model: r.arch for r in rows if r.arch}
     add("<table class=\"head\"><tr><th>models</th><td>" + ", ".join(
-        f'<span class="swatch" style="background:{colours[m]}"></span>{escape(m)}' for m in colours) + "</td></tr>")
+        f'<span class="swatch" style="background:{colours[m]}"></span>{escape(m)}'
+        + (f' <span class="meta">({escape(archs[m])})</span>' if m in archs else "") for m in colours) + "</td></tr>")
     for c in commands:
         tasks = list(dict.fromkeys(r.task for r in rows if r.command == c))
         add(f"<tr><th>{escape(c)}</th><td>{escape(', '.join(tasks))}</td></tr>")
