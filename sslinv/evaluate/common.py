@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -85,7 +86,7 @@ _NUMERIC: dict[str, tuple[type, ...]] = {
 
 
 @dataclass(kw_only=True)
-class Result:
+class Result(ABC):
     """A command's result, read from its record (fresh or from a finished result file).
 
     Subclasses add their fields and say in ``read`` how a record fills them.
@@ -96,8 +97,9 @@ class Result:
     record: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @staticmethod
+    @abstractmethod
     def read(record: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The subclass's fields from a result record."""
 
     @classmethod
     def from_record(cls, record: dict[str, Any], path: Path, cached: bool):
