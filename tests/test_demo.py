@@ -48,7 +48,7 @@ def images() -> list[np.ndarray]:
 
 
 def test_every_class_has_a_painter():
-    assert list(demo.CLASSES) == sorted(demo.CLASSES) == sorted(demo._PAINTERS)
+    assert list(demo.CLASSES) == sorted(demo.CLASSES) == sorted(demo.PAINTERS)
 
 
 def test_layout_is_imagefolder(pool):

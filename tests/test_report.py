@@ -174,6 +174,8 @@ def test_reads_real_synthetic_results(cache_dir, image_folder):
     (row,) = out["results"]
     assert row["model"] == "random-tiny" and row["task"] == "h_flip"
     assert row["arch"] == "resnet_tiny"  # read from the model identity
+    assert (row["device"], row["precision"]) == ("cpu", "fp32")  # read from the result's key
+    assert out["precision_mixed"] is False and out["tables"][0]["precision"] == "fp32"
     assert row["similarity"] == pytest.approx(json.loads(run.stdout)["results"][0]["similarity"])
 
 

@@ -42,6 +42,8 @@ def report(
                                                          rich_help_panel=o.RUN)] = None,
     dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="Only these tasks: datasets, transforms or targets (repeatable).",
                                                          rich_help_panel=o.RUN)] = None,
+    precision: Annotated[Optional[list[str]], typer.Option("--precision", help="Only results computed at these precisions (repeatable): fp32, tf32, bf16, fp16. A report that holds several warns: low precision adds noise that whitening amplifies.",
+                                                           rich_help_panel=o.RUN)] = None,
     metric: Annotated[Metric, typer.Option("--metric", help="Invariance metric in the tables: similarity (1 = invariant), distance (0 = invariant), or similarity_reference (real-world similarity including i = j pairs, the reference's number).",
                                            rich_help_panel=o.RUN)] = Metric.similarity,
     format_: Annotated[Format, typer.Option("--format", "-f", help="table (rich, on screen), csv (one line per model and task), markdown, latex or json.",
@@ -61,7 +63,7 @@ def report(
 ) -> None:
     """Tables, rank correlations and figures from the finished result files.
 
-    Reads only result files (never recomputes). One table per command and protocol setting: results computed with different settings (pool, resize, k, number of images...) are shown in separate tables, never mixed in one cell. Correlations are Spearman's rho across models between each invariance and each downstream score, and between synthetic and real-world invariances, as in the paper (at least three models; p exact up to nine models). A result file that cannot be used is skipped with a warning naming it and why.
+    Reads only result files (never recomputes). One table per command and protocol setting: results computed with different settings (pool, resize, k, number of images...) are shown in separate tables, never mixed in one cell; so are results at different precisions (fp32, tf32, bf16, fp16), and a report holding several warns. Correlations are Spearman's rho across models between each invariance and each downstream score, and between synthetic and real-world invariances, as in the paper (at least three models; p exact up to nine models). A result file that cannot be used is skipped with a warning naming it and why.
 
     Example: sslinv report --html report.html --format markdown -o results.md
     """
@@ -76,13 +78,23 @@ def report(
             from sslinv.registry import did_you_mean
 
             raise UsageError(f"Unknown command {bad[0]!r}.{did_you_mean(bad[0], list(COMMANDS))} Known: {', '.join(COMMANDS)}.")
+    if precision:
+        from sslinv.report.collect import PRECISION_ORDER
+
+        bad = [p for p in precision if p not in PRECISION_ORDER]
+        if bad:
+            from sslinv.registry import did_you_mean
+
+            raise UsageError(f"Unknown precision {bad[0]!r}.{did_you_mean(bad[0], list(PRECISION_ORDER))} "
+                             f"Known: {', '.join(PRECISION_ORDER)}.")
     _check_outputs(output, html, plot)
     roots = results or [paths.results_dir(paths.cache_dir(cache_dir))]
     missing = [r for r in roots if not r.is_dir()]
     if missing:
         raise DataNotFoundError(f"No results folder at {missing[0]}. Run a command first (e.g. sslinv synthetic), or pass --results DIR.")
 
-    rep = build(roots, metric.value, models=model, commands=command, tasks=dataset, all_runs=all_runs)
+    rep = build(roots, metric.value, models=model, commands=command, tasks=dataset, all_runs=all_runs,
+                precisions=precision)
     if rep.skipped:
         if strict:
             first = rep.skipped[0]
@@ -96,6 +108,8 @@ def report(
         raise DataNotFoundError(f"No result files match under {', '.join(map(str, roots))}.")
     if all_runs and format_ in (Format.table, Format.markdown, Format.latex):
         raise UsageError("--all-runs lists every run: use --format csv or json.")
+    if rep.precision_warning:
+        warn(rep.precision_warning)
 
     if plot is not None:
         from sslinv.report.figures import write_figures
@@ -112,11 +126,15 @@ def report(
         _print_correlations(corrs)
         return
     if format_ == Format.json:
+        from sslinv.report.precision import by_precision
+
         payload = {
             "results": [r.as_dict() for r in rows],
             "tables": [t.as_dict() for t in tables],
             "correlations": [c.as_dict() for c in corrs],
             "skipped": [{"result_file": s.path, "reason": s.reason} for s in rep.skipped],
+            "precisions": by_precision(rows),
+            "precision_mixed": rep.precision_mixed,
         }
         if output is None:
             print_json(payload)

@@ -27,6 +27,19 @@ class Report:
 
         return figures(self.tables, self.rows, self.corrs, self.metric)
 
+    @property
+    def precision_mixed(self) -> bool:
+        """Does the report hold results of more than one precision (``report.precision``)?"""
+        from sslinv.report.precision import is_mixed
+
+        return is_mixed(self.rows)
+
+    @property
+    def precision_warning(self) -> str | None:
+        from sslinv.report.precision import mixed_warning
+
+        return mixed_warning(self.rows)
+
     def html(self) -> str:
         from sslinv.report.html import render
 
@@ -40,8 +53,10 @@ def build(
     commands: list[str] | None = None,
     tasks: list[str] | None = None,
     all_runs: bool = False,
+    precisions: list[str] | None = None,
 ) -> Report:
-    rows, skipped = collect(roots, models=models, commands=commands, tasks=tasks, all_runs=all_runs)
+    rows, skipped = collect(roots, models=models, commands=commands, tasks=tasks, all_runs=all_runs,
+                            precisions=precisions)
     tables = pivot(rows, metric)
     return Report(list(roots), metric, rows, skipped, tables, correlations(tables))
 

@@ -51,10 +51,16 @@ class Row:
     #: The architecture of the model, per member of a fusion (``resnet50``,
     #: ``vit_small_patch16_224+resnet50``); "" when the result file does not say.
     arch: str = field(default="", compare=False, hash=False)
+    #: Where the numbers were computed: the device kind (``cpu``, ``cuda``) and the
+    #: precision (``fp32``, ``tf32``, ``bf16``, ``fp16``); "" when the file does not say.
+    #: Both are part of the result's key, so they are part of ``settings`` too.
+    device: str = field(default="", compare=False, hash=False)
+    precision: str = field(default="", compare=False, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "command": self.command, "model": self.model, "arch": self.arch, "task": self.task,
+            "command": self.command, "model": self.model, "arch": self.arch, "device": self.device,
+            "precision": self.precision, "task": self.task,
             **{m: self.values.get(m) for m in METRICS}, "score_metric": self.score_metric,
             "settings": self.settings, "created": self.created, "result_file": self.path,
         }
@@ -130,6 +136,7 @@ def row_from_record(record: dict[str, Any], path: Path) -> Row:
         settings_detail=settings,
         curve=_curve(record) if command == "synthetic" else None,
         arch=_arch(model),
+        **compute_of(record),
     )
 
 
@@ -140,6 +147,22 @@ def _arch(model: dict[str, Any]) -> str:
     if not archs:
         archs = [model.get("arch")]
     return "+".join(a for a in archs if isinstance(a, str))
+
+
+def compute_of(record: dict[str, Any]) -> dict[str, str]:
+    """The device kind and precision of a record: from its key (top level for synthetic and
+    realworld, under ``pipeline`` for causal3dident and downstream), else from the config
+    and the environment it records; "" for what it does not say."""
+    key = record.get("key") or {}
+    pipeline = key.get("pipeline") if isinstance(key.get("pipeline"), dict) else {}
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    env = record.get("environment") if isinstance(record.get("environment"), dict) else {}
+    out = {}
+    for name, fallback in (("device", env.get("device")), ("precision", config.get("precision"))):
+        found = [v for v in (key.get(name), pipeline.get(name), fallback) if isinstance(v, str) and v]
+        # The environment names the device itself ("cuda:0"); the key, its kind.
+        out[name] = found[0].split(":")[0] if found else ""
+    return out
 
 
 def _curve(record: dict[str, Any]) -> dict[str, list] | None:
@@ -164,9 +187,16 @@ def collect(
     commands: list[str] | None = None,
     tasks: list[str] | None = None,
     all_runs: bool = False,
+    precisions: list[str] | None = None,
 ) -> tuple[list[Row], list[Skipped]]:
     """The rows of every usable result file under ``roots`` (filtered), and the files
-    that were skipped with the reason."""
+    that were skipped with the reason.
+
+    Runs of one (command, model, task) at two precisions are never merged or chosen
+    between: the precision is part of the settings, so each keeps its own settings group
+    (``precisions`` keeps only some). Rows are sorted by command, then precision (fp32,
+    tf32, bf16, fp16, then anything else, then unknown), then settings, model and task.
+    """
     rows: list[Row] = []
     skipped: list[Skipped] = []
     for root in roots:
@@ -184,11 +214,26 @@ def collect(
         rows = [r for r in rows if r.command in commands]
     if tasks:
         rows = [r for r in rows if r.task in tasks]
+    if precisions:
+        rows = [r for r in rows if r.precision in precisions]
     if all_runs:
-        return sorted(rows, key=lambda r: (r.command, r.model, r.task, r.created)), skipped
+        return sorted(rows, key=lambda r: (r.command, r.model, r.task, precision_rank(r.precision), r.created)), skipped
     newest: dict[tuple, Row] = {}
     for r in rows:
         ident = (r.command, r.model, r.task, r.settings)
         if ident not in newest or r.created > newest[ident].created:
             newest[ident] = r
-    return sorted(newest.values(), key=lambda r: (r.command, r.settings, r.model, r.task)), skipped
+    return sorted(newest.values(),
+                  key=lambda r: (r.command, precision_rank(r.precision), r.settings, r.model, r.task)), skipped
+
+
+#: The precisions in order from the most to the least precise (``sslinv.runtime.PRECISIONS``,
+#: which this module does not import: it would bring torch).
+PRECISION_ORDER = ("fp32", "tf32", "bf16", "fp16")
+
+
+def precision_rank(precision: str) -> tuple[int, str]:
+    """Sort key: the known precisions in ``PRECISION_ORDER``, then others by name, then "" (unknown)."""
+    if precision in PRECISION_ORDER:
+        return PRECISION_ORDER.index(precision), ""
+    return (len(PRECISION_ORDER), precision) if precision else (len(PRECISION_ORDER) + 1, "")

@@ -44,6 +44,8 @@ class Correlation:
     p_method: str = ""  # "exact" (all pairings) or "t" (t approximation)
     x_settings: str = ""  # settings ids of the two tables
     y_settings: str = ""
+    x_precision: str = ""  # precisions of the two tables ("" when the files do not say)
+    y_precision: str = ""
 
     @property
     def x(self) -> str:
@@ -58,6 +60,7 @@ class Correlation:
             "x": self.x, "y": self.y, "rho": self.rho, "p_value": self.p_value, "p_method": self.p_method,
             "n_models": self.n_models, "models": list(self.models), "note": self.note,
             "x_settings": self.x_settings, "y_settings": self.y_settings,
+            "x_precision": self.x_precision, "y_precision": self.y_precision,
         }
 
 
@@ -114,7 +117,7 @@ def spearman(x_table: Table, x_task: str, y_table: Table, y_task: str) -> Correl
     ]
     base = {"x_command": x_table.command, "x_task": x_task, "y_command": y_table.command, "y_task": y_task,
             "n_models": len(models), "models": tuple(models), "x_settings": x_table.settings,
-            "y_settings": y_table.settings}
+            "y_settings": y_table.settings, "x_precision": x_table.precision, "y_precision": y_table.precision}
     if len(models) < MIN_MODELS:
         return Correlation(rho=None, p_value=None, note=f"needs at least {MIN_MODELS} models with both numbers", **base)
     xs = [x_table.cells[(m, x_task)] for m in models]

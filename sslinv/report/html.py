@@ -1,10 +1,11 @@
 """`report --html`: one self-contained page (inline SVG figures and CSS, no script, no
 link or request outside the file) holding the tables, figures and correlations.
 
-Layout: a header naming what the page comes from (models, tasks, settings groups, result
-folders, sslinv version, skipped files) and how to read the statistics; then one section
-per command with a subsection per settings group (its table with the best value per row
-marked, and for synthetic runs each model's profile and the curves); then the
+Layout: a header naming what the page comes from (models with their architecture,
+precision and device kind, tasks, settings groups, result folders, sslinv version,
+skipped files, a note when precisions are mixed) and how to read the statistics; then
+one section per command with a subsection per settings group (its table with the best
+value per row marked, and for synthetic runs each model's profile and the curves); then the
 correlations per pair of tables: the matrix with n and p, scatter plots of the strongest
 and weakest pairs, and the numbers as a table.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from sslinv.report.collect import HIGHER_IS_BETTER, Row, Skipped
 from sslinv.report.correlate import EXACT_MAX_N, MIN_MODELS, Correlation, min_p_value
 from sslinv.report.figures import Figure, model_colours, pair_group
+from sslinv.report.precision import compute_labels, mixed_warning
 from sslinv.report.tables import Table, fmt
 
 TITLES = {
@@ -72,9 +74,10 @@ def render(
         f"files under {', '.join(f'<code>{escape(str(r))}</code>' for r in roots)}. Invariance metric: "
         f"<b>{escape(metric)}</b>. Everything on this page is in this one file.</p>")
     archs = {r.model: r.arch for r in rows if r.arch}
+    computed = compute_labels(rows)
     add("<table class=\"head\"><tr><th>models</th><td>" + ", ".join(
-        f'<span class="swatch" style="background:{colours[m]}"></span>{escape(m)}'
-        + (f' <span class="meta">({escape(archs[m])})</span>' if m in archs else "") for m in colours) + "</td></tr>")
+        f'<span class="swatch" style="background:{colours[m]}"></span>{escape(m)}' + _model_info(archs.get(m), computed.get(m))
+        for m in colours) + "</td></tr>")
     for c in commands:
         tasks = list(dict.fromkeys(r.task for r in rows if r.command == c))
         add(f"<tr><th>{escape(c)}</th><td>{escape(', '.join(tasks))}</td></tr>")
@@ -89,6 +92,9 @@ def render(
     if skipped:
         add(f"<details><summary>{len(skipped)} result file(s) skipped</summary><ul>" + "".join(
             f"<li><code>{escape(s.path)}</code>: {escape(s.reason)}</li>" for s in skipped) + "</ul></details>")
+    mixed = mixed_warning(rows)
+    if mixed:
+        add(f'<p class="note precision">{escape(mixed[0].upper() + mixed[1:])}</p>')
     add(_statistics_note(corrs))
     add("<nav><b>Contents</b><ul>" + "".join(f'<li><a href="#{c}">{escape(TITLES.get(c, c))}</a></li>' for c in commands)
         + ('<li><a href="#correlations">Correlations</a></li>' if corrs else "") + "</ul></nav></header>")
@@ -98,7 +104,7 @@ def render(
         add(f'<section id="{c}"><h2>{escape(TITLES.get(c, c))}</h2>')
         for t in (t for t in tables if t.command == c):
             add(f'<h3 id="{_id(t)}">{escape(t.metric)} ({escape(t.unit)}) <span class="meta">settings '
-                f"{escape(t.settings)}, {len(t.models)} models</span></h3>")
+                f"{escape(t.settings)}{_precision(t.precision)}, {len(t.models)} models</span></h3>")
             add(table_html(t))
             group = [f for f in figs if f.group == t.settings]
             for section, heading in (("profiles", "Invariance profile per model"),
@@ -116,7 +122,8 @@ def render(
             pairs.setdefault((c.x_command, c.x_settings, c.y_command, c.y_settings), []).append(c)
         for (xc, xs, yc, ys), cs in pairs.items():
             group = pair_group(xc, xs, yc, ys)
-            add(f"<h3>{escape(xc)} invariance [settings {escape(xs)}] vs {escape(yc)} [settings {escape(ys)}]</h3>")
+            xp, yp = _precision(cs[0].x_precision), _precision(cs[0].y_precision)
+            add(f"<h3>{escape(xc)} invariance [settings {escape(xs)}{xp}] vs {escape(yc)} [settings {escape(ys)}{yp}]</h3>")
             mats = [f for f in figs if f.group == group and f.section == "correlations"]
             sc = [f for f in figs if f.group == group and f.section == "scatter"]
             if mats:
@@ -129,6 +136,16 @@ def render(
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>sslinv report</title><style>{CSS}</style></head>\n<body><main>\n{body}\n</main></body></html>\n")
+
+
+def _model_info(arch: str | None, computed: str | None) -> str:
+    """`` (resnet50; fp32 on cuda)`` after a model's name: what the result files say."""
+    info = "; ".join(x for x in (arch, computed) if x)
+    return f' <span class="meta">({escape(info)})</span>' if info else ""
+
+
+def _precision(precision: str) -> str:
+    return f", {escape(precision)}" if precision else ""
 
 
 def _id(t: Table) -> str:

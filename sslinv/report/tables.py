@@ -21,10 +21,14 @@ class Table:
     models: list[str]
     tasks: list[str]
     cells: dict[tuple[str, str], float | None]
+    #: The precision of every run in the table (one: it is part of the settings); ""
+    #: when the result files do not say.
+    precision: str = ""
 
     @property
     def title(self) -> str:
-        return f"{self.command}: {self.metric} ({self.unit}) [settings {self.settings}]"
+        precision = f", {self.precision}" if self.precision else ""
+        return f"{self.command}: {self.metric} ({self.unit}) [settings {self.settings}{precision}]"
 
     def best(self, task: str) -> str | None:
         """The model with the best value of ``task``; None below two values or on a tie."""
@@ -39,7 +43,7 @@ class Table:
     def as_dict(self) -> dict[str, Any]:
         return {
             "command": self.command, "metric": self.metric, "unit": self.unit, "settings": self.settings,
-            "settings_detail": self.settings_detail, "models": self.models, "tasks": self.tasks,
+            "settings_detail": self.settings_detail, "precision": self.precision, "models": self.models, "tasks": self.tasks,
             "rows": [{"model": m, **{t: self.cells.get((m, t)) for t in self.tasks}} for m in self.models],
         }
 
@@ -58,12 +62,14 @@ def pivot(rows: list[Row], metric: str) -> list[Table]:
     tables = []
     for (command, m, settings), rs in groups.items():
         units = {r.score_metric for r in rs} if m == "score" else {UNITS.get(m, m)}
+        precisions = {r.precision for r in rs}
         tables.append(Table(
             command=command, metric=m, unit=units.pop() if len(units) == 1 else "mixed",
             settings=settings, settings_detail=rs[0].settings_detail,
             models=list(dict.fromkeys(r.model for r in rs)),
             tasks=sorted(dict.fromkeys(r.task for r in rs), key=task_order(command)),
             cells={(r.model, r.task): r.values.get(m) for r in rs},
+            precision=precisions.pop() if len(precisions) == 1 else "mixed",
         ))
     return tables
 
