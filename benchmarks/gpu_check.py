@@ -3,7 +3,8 @@
 Each row is measured in this run against a baseline measured in the same run:
 
 1. synthetic (ResNet-50, rotation; fp32 and bf16): a whole ``sslinv synthetic`` job
-   (statistics cached) against bare forward passes of the same number of views;
+   (statistics cached) against bare forward passes of the same number of views, once
+   with PIL views (the default) and once with ``--render device``;
 2. the same views rendered by PIL in this process (``Family.views``) and by the device
    renderer (``sslinv.transforms.device``) on the model's device, each followed by the
    forward pass, against the bare forward;
@@ -34,7 +35,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -159,6 +160,14 @@ def synthetic_rows(size: Size, device: torch.device, cache: Path) -> list[Row]:
         rows.append(Row(f"synthetic {size.model} {precision}, PIL views (job)", f"{n_views / t_job:.0f} views/s",
                         f"{n_views / t_bare:.0f} views/s bare", f"{t_job / t_bare:.2f}x",
                         f"rotation k={k}, {size.num_images} images"))
+        # The same job with --render device (statistics cached: they are PIL's in both modes).
+        cfg_dev = replace(cfg, render="device")
+        dev = run_synthetic(cfg_dev)  # warm-up, as the PIL job's cold run
+        t_dev = _timed(partial(run_synthetic, cfg_dev), device)
+        drift = abs(dev[0].similarity - res[0].similarity)
+        rows.append(Row(f"synthetic {size.model} {precision}, device views (job)", f"{n_views / t_dev:.0f} views/s",
+                        f"{n_views / t_bare:.0f} views/s bare", f"{t_dev / t_bare:.2f}x",
+                        f"PIL job/device job {t_job / t_dev:.2f}x; similarity {drift:.1e} from PIL's"))
         if stats_images:
             t_stats = max(t_cold - t_job, 1e-9)
             rows.append(Row(f"statistics pass {precision}", f"{stats_images / t_stats:.0f} images/s", "", "",

@@ -20,4 +20,5 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     for name in ("synthetic", "statistics pass", "PIL in-process", "device renderer", "pretrain step",
                  "kernel ridge", "logistic probe", "NCCL"):
         assert name in checks, (name, out.stdout)
+    assert "PIL views (job)" in checks and "device views (job)" in checks, out.stdout  # synthetic both ways
     assert "FAILED" not in out.stdout and "0 failed" in out.stdout

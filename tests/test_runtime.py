@@ -21,6 +21,7 @@ def _datasets(image_folder) -> dict[str, Dataset]:
     the commands build them."""
     from sslinv.data.downstream import Split
     from sslinv.data.folder import scan_pool
+    from sslinv.evaluate.device_views import DecodedImages
     from sslinv.evaluate.downstream import SplitImages
     from sslinv.evaluate.features import CleanImages, FamilyView, ViewChunks
     from sslinv.transforms import get_family
@@ -36,6 +37,7 @@ def _datasets(image_folder) -> dict[str, Dataset]:
         "CleanImages": CleanImages(files, 40, 32, skip_bad=True),
         "ViewChunks": ViewChunks(pool, [0, 1], tasks, FamilyView(fam, grid.params, 40, 32), 3, 0),
         "SplitImages": SplitImages(split, 40, 32),
+        "DecodedImages": DecodedImages(files, skip_bad=True),
     }
 
 
@@ -56,7 +58,7 @@ def test_every_evaluation_dataset_is_covered(image_folder):
     assert _dataset_classes() <= set(_datasets(image_folder))
 
 
-@pytest.mark.parametrize("name", ["CleanImages", "ViewChunks", "SplitImages"])
+@pytest.mark.parametrize("name", ["CleanImages", "ViewChunks", "SplitImages", "DecodedImages"])
 def test_datasets_pickle_for_spawn_and_forkserver(image_folder, name):
     """Workers started by spawn or forkserver receive the dataset pickled (no closures)."""
     ds = _datasets(image_folder)[name]

@@ -33,6 +33,11 @@ class Fuse(str, Enum):
     mean = "mean"
 
 
+class Render(str, Enum):
+    pil = "pil"
+    device = "device"
+
+
 class Precision(str, Enum):
     fp32 = "fp32"
     tf32 = "tf32"
@@ -159,6 +164,14 @@ Device = Annotated[
 PrecisionOpt = Annotated[
     Precision,
     typer.Option("--precision", help="Precision of the forward pass: fp32 (the reference's; true fp32, TF32 off), tf32 (TF32 matmuls and convolutions on GPUs), or bf16/fp16 autocast.", rich_help_panel=COMPUTE),
+]
+RenderOpt = Annotated[
+    Render,
+    typer.Option(
+        "--render", help="How synthetic views are made: pil (the paper's path: PIL in the decoding workers) or "
+        "device (batched tensor operations on the model's device, the CPU only decodes; differs from PIL in the "
+        "last bits, see docs/gpu.md). The statistics always use PIL's clean views.", rich_help_panel=COMPUTE,
+    ),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.", rich_help_panel=COMPUTE)]
 Workers = Annotated[

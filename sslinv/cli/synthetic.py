@@ -51,6 +51,7 @@ def synthetic(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the image sample.", rich_help_panel=o.DATA)] = 0,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side after resizing.", rich_help_panel=o.DATA)] = 256,
     crop_size: Annotated[int, typer.Option("--crop-size", min=1, help="Centre crop size.", rich_help_panel=o.DATA)] = 224,
+    render: o.RenderOpt = o.Render.pil,
 ) -> None:
     """Measure how invariant a model's features are to synthetic transformations.
 
@@ -70,9 +71,11 @@ def synthetic(
         seed=seed,
         resize=resize,
         crop=crop_size,
+        render=render.value,
     )
     emit("synthetic", run, cfg, json_, lambda results: {
         "dataset": results[0].record.get("dataset"),
+        "render": _render(results),
         "num_images": results[0].num_images,  # measured: the sample less the skipped images
         "num_sampled": results[0].record["key"]["num_images"],
         "skipped_images": results[0].record["metrics"].get("skipped_images", []),
@@ -88,7 +91,9 @@ def render_table(model: str, results) -> None:
     title = (
         f"{model} on {first['dataset']['name']} ({results[0].num_images} images"
         + (f", {skipped} unreadable skipped" if skipped else "")
-        + f", {first['key']['resize']}/{first['key']['crop']})"
+        + f", {first['key']['resize']}/{first['key']['crop']}"
+        + (", views rendered on the device" if _render(results) == "device" else "")
+        + ")"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("transform")
@@ -106,3 +111,8 @@ def render_table(model: str, results) -> None:
         f"under {results[0].result_file.rsplit('/', 3)[0]}.[/]",
         highlight=False,
     )
+
+
+def _render(results) -> str:
+    """How the views were made: result keys name only device rendering."""
+    return results[0].record["key"].get("render", "pil")

@@ -5,6 +5,11 @@ Contents of ``run``:
 4. the sampled images and their clean features; 5. per transformation family: views in
 bounded chunks (memory independent of k), distances and similarities against the clean
 view, gathered by index across ranks; 6. curves, summaries and one result file each.
+
+Views are made by PIL in the loader workers (``render="pil"``, the paper's path) or on
+the model's device from decoded images (``render="device"``, ``device_views.py``); both
+hand over batches of the same shapes, so steps 4 and 5 read the same either way. The
+statistics always use PIL's clean views (their cache is shared by the two modes).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import torch
 
 from sslinv import distributed
 from sslinv.data.pool import resolve_pool
+from sslinv.errors import UsageError
 from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
+from sslinv.evaluate.device_views import RENDERS, DeviceViews
 from sslinv.evaluate.features import CleanImages, Extractor, FamilyView, ViewChunks, collate_clean
 from sslinv.evaluate.stats import Whitening, pair_metrics, pool_whitening
 from sslinv.numerics import finite_or_none as _finite_or_none  # JSON has no NaN: null
@@ -41,6 +48,7 @@ class SyntheticConfig:
     seed: int = 0
     resize: int = 256
     crop: int = 224
+    render: str = "pil"  # "pil": views by PIL in the workers (the paper's); "device": on the model's device
 
 
 @dataclass
@@ -91,6 +99,8 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
 
     reporter = reporter or Reporter()
     rt = cfg.runtime
+    if cfg.render not in RENDERS:
+        raise UsageError(f"Unknown render mode {cfg.render!r}. Use one of: {', '.join(RENDERS)}.")
 
     # -- world and device ----------------------------------------------------------
     session = start(rt)
@@ -117,6 +127,8 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         "seed": cfg.seed,
         "resize": cfg.resize,
         "crop": cfg.crop,
+        # Only device rendering is marked, so the keys (and caches) of PIL results stay as they were.
+        **({"render": cfg.render} if cfg.render != "pil" else {}),
         **compute_mode(session.device, rt.precision),  # device kind and precision
         "skip_bad": rt.skip_bad,
         "statistics_rtol": whitening.regularisation["rtol"],
@@ -159,16 +171,20 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
 
 def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, workers, progress):
     """Whitened clean features of this rank's rows, as a dict row -> z (float64)."""
-    dataset = CleanImages([pool.path(int(ids[r])) for r in rows], cfg.resize, cfg.crop, cfg.runtime.skip_bad)
-    loader = make_loader(dataset, workers, cfg.runtime.batch_size, collate_clean, device=extractor.device,
-                         batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
+    files = [pool.path(int(ids[r])) for r in rows]
+    if cfg.render == "device":
+        batches = _device_views(cfg, workers, extractor.device).clean_batches(files)
+    else:
+        batches = make_loader(CleanImages(files, cfg.resize, cfg.crop, cfg.runtime.skip_bad), workers,
+                              cfg.runtime.batch_size, collate_clean, device=extractor.device,
+                              batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
     z: dict[int, torch.Tensor] = {}
     bad: set[int] = set()
-    for idx, views, bad_j in loader:
+    for idx, views, bad_j in batches:
         bad.update(rows[j] for j in bad_j)
         if views is not None:
             zs = whitening.whiten(extractor(views, on_device=True,
-                                            files=lambda idx=idx: [dataset.files[j] for j in idx.tolist()]))
+                                            files=lambda idx=idx: [files[j] for j in idx.tolist()]))
             for j, zrow in zip(idx.tolist(), zs):
                 z[rows[j]] = zrow
         progress(len(idx) + len(bad_j))
@@ -177,14 +193,18 @@ def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, worke
 
 def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, cfg, workers, world, progress):
     """(num_images x k) distance and similarity matrices (NaN where skipped), on every rank."""
-    tasks = [(r, p) for r in rows for p in range(grid.k)]
-    render = FamilyView(fam, grid.params, cfg.resize, cfg.crop)
-    dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed)
-    loader = make_loader(dataset, workers, None, device=extractor.device,
-                         batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
+    if cfg.render == "device":
+        batches = _device_views(cfg, workers, extractor.device).family_batches(
+            [pool.path(int(ids[r])) for r in rows], rows, [int(ids[r]) for r in rows], fam.name, grid.params, cfg.seed)
+    else:
+        tasks = [(r, p) for r in rows for p in range(grid.k)]
+        render = FamilyView(fam, grid.params, cfg.resize, cfg.crop)
+        dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed)
+        batches = make_loader(dataset, workers, None, device=extractor.device,
+                              batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
     n, k = len(ids), grid.k
     D_local, S_local, done = [], [], []
-    for row_t, param_t, views in loader:
+    for row_t, param_t, views in batches:
         zb = whitening.whiten(extractor(views, on_device=True, files=lambda rows=row_t: [
             f"{pool.files[ids[r]]} ({fam.name} view)" for r in rows.tolist()]))
         za = torch.stack([z_clean[r] for r in row_t.tolist()])
@@ -204,6 +224,10 @@ def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, c
         D[flat] = dist
         S[flat] = sim
     return D.view(n, k).numpy(), S.view(n, k).numpy()
+
+
+def _device_views(cfg: SyntheticConfig, workers: int, device) -> DeviceViews:
+    return DeviceViews(cfg.resize, cfg.crop, cfg.runtime.batch_size, workers, device, cfg.runtime.skip_bad)
 
 
 def _nanmean(a: np.ndarray, axis=None):
