@@ -283,8 +283,8 @@ def train_batch_bytes(pool: ImagePool, per_rank: int, image_size: int, augment_o
 
 def prefetch_factor(augment_on: str) -> int:
     """Batches each worker keeps ready: ``runtime.PREFETCH`` for PIL views; 2 for decoded
-    images, which are larger (ImageNet's average image is about 1.4 times two 224 px
-    views, a 64 px run's images many times) and quicker to make."""
+    images, which are larger (ImageNet's average image, about 470 x 390 px, holds 1.8
+    times the bytes of two 224 px views; at 64 px many times) and quicker to make."""
     return 2 if augment_on == "device" else PREFETCH
 
 
