@@ -7,7 +7,10 @@ The tiny runs of tests/test_pretrain.py: the test backbone on 32 x 32 crops of a
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -220,3 +223,17 @@ def test_small_dev_shm_stops_the_run_before_it_starts(cache_dir, image_folder, m
     # Without workers nothing is in flight: the run goes ahead.
     out = run_json(*args[:-4], "--workers", "0", "--augment-on", mode)
     assert out["final"]["images"] == 24
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_gloo_processes_make_their_own_device_views(cache_dir, image_folder):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLINV_CACHE_DIR": str(cache_dir)}
+    args = ["--model", "default", "--name", "two", "--data", str(image_folder), "--nproc-per-node", "2", "--epochs",
+            "1", "--augment-on", "device", "--json", *TINY]
+    out = subprocess.run([sys.executable, "-m", "sslinv", "pretrain", *args], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)  # only rank 0 printed
+    assert res["world_size"] == 2 and res["augment_on"] == "device" and res["final"]["images"] == 24
+    assert np.isfinite(res["final"]["loss"])

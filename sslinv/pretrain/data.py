@@ -140,11 +140,11 @@ def collate_decoded(items):
 
 
 def unpack_decoded(flat: torch.Tensor, sizes: torch.Tensor) -> list[torch.Tensor]:
-    """The ``(3, H, W)`` uint8 images (views into ``flat``, on its device) of a batch
-    packed by :func:`collate_decoded`."""
+    """The contiguous ``(3, H, W)`` uint8 images (on ``flat``'s device) of a batch packed
+    by :func:`collate_decoded`."""
     hw = sizes.tolist()
     parts = flat.split([3 * h * w for h, w in hw])
-    return [part.view(h, w, 3).permute(2, 0, 1) for part, (h, w) in zip(parts, hw)]
+    return [part.view(h, w, 3).permute(2, 0, 1).contiguous() for part, (h, w) in zip(parts, hw)]
 
 
 def rank_seed(seed: int, rank: int) -> int:
