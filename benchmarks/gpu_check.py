@@ -9,7 +9,10 @@ Each row is measured in this run against a baseline measured in the same run:
    renderer (``sslinv.transforms.device``) on the model's device, each followed by the
    forward pass, against the bare forward;
 3. the statistics pass (the first, cold run of the job) in images/s;
-4. a MoCo pretraining step (bf16) against a bare forward+backward of the encoder;
+4. a MoCo pretraining step (bf16) against a bare forward+backward of the encoder, and
+   the same step with device augmentation in front (``--augment-on device``: decoded
+   ImageNet-sized images copied to the device, two ``default`` views made there)
+   against the step alone;
 5. kernel ridge at 20,480 training images (time; peak memory against the estimate that
    guards it);
 6. the logistic probe (batched L-BFGS) on the device;
@@ -59,6 +62,7 @@ from sslinv.transforms import get_family
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pretrain_throughput import measure as pretrain_measure
+from pretrain_throughput import measure_device_augment as pretrain_measure_device_augment
 
 
 @dataclass
@@ -212,9 +216,16 @@ def pretrain_rows(size: Size, device: torch.device) -> list[Row]:
     precision = size.pretrain_precision
     r = pretrain_measure(size.pretrain_arch, size.pretrain_size, size.pretrain_batch, precision, str(device),
                          steps=3, warmup=1, bn_splits=None, moco_k=max(size.pretrain_batch * 4, 256))
+    d = pretrain_measure_device_augment(size.pretrain_arch, size.pretrain_size, size.pretrain_batch, precision,
+                                        str(device), steps=3, warmup=1, bn_splits=None,
+                                        moco_k=max(size.pretrain_batch * 4, 256))
     return [Row(f"pretrain step {size.pretrain_arch} {precision}", f"{r['step_images_per_s']:.0f} images/s",
                 f"{r['bare_images_per_s']:.0f} images/s fwd+bwd", f"{r['ratio_step_to_bare']:.2f}",
-                "step/bare; MoCo's key forward alone makes ~0.75")]
+                "step/bare; MoCo's key forward alone makes ~0.75"),
+            Row(f"pretrain step + device augment {size.pretrain_arch} {precision}",
+                f"{d['augmented_step_images_per_s']:.0f} images/s", f"{d['step_images_per_s']:.0f} images/s step",
+                f"{d['ratio_augmented_to_step']:.2f}",
+                f"default preset, {d['decoded_mib']:.0f} MiB of decoded images copied in per batch")]
 
 
 def krr_rows(size: Size, device: torch.device) -> list[Row]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -14,6 +15,13 @@ from sslinv.cli.output import RichReporter, error, handle_errors, is_main_rank, 
 PRESET_NAMES = ("default", "ventral", "dorsal", "default_w3")
 ARCH_NAMES = ("resnet18", "resnet50", "resnet50w3")
 TRAIN = "Training"
+
+
+class AugmentOn(str, Enum):
+    """Where the two views are made (torch-free copy of sslinv.pretrain.config.AUGMENT_ON)."""
+
+    workers = "workers"
+    device = "device"
 
 
 def complete_preset(incomplete: str) -> list[str]:
@@ -126,6 +134,13 @@ def pretrain(
                                   rich_help_panel=o.COMPUTE)
     ] = o.Precision.fp32,
     workers: o.Workers = None,
+    augment_on: Annotated[
+        AugmentOn, typer.Option("--augment-on", help="Where the two views of each image are made: workers (PIL in the "
+                                "loader workers, the reference's pipeline) or device (the workers only decode; the "
+                                "views of a whole batch are made on the training device, for GPUs the CPUs cannot "
+                                "keep fed; the same augmentations, slightly different resampling and blur). Part of "
+                                "the recipe: a run resumes only with the same choice.", rich_help_panel=o.COMPUTE)
+    ] = AugmentOn.workers,
     nproc_per_node: Annotated[
         Optional[int], typer.Option("--nproc-per-node", min=1, help="Processes per node, one per GPU; > 1 relaunches "
                                     "under torchrun \\[default: the visible GPUs, 1 on CPU].", show_default=False,
@@ -193,6 +208,7 @@ def pretrain(
         bn_splits=bn_splits,
         seed=seed,
         image_size=image_size,
+        augment_on=augment_on.value,
         workers=workers,
         device=device,
         precision=precision.value,
@@ -241,7 +257,9 @@ def render_summary(result) -> None:
     how = "already finished" if result.finished_before else (
         f"resumed at epoch {result.start_epoch + 1}" if result.resumed else "trained")
     stdout.print(
-        f"[bold]{result.name}[/] ({result.arch}, {', '.join(result.augment)}): {result.epochs} epochs, {how}"
+        f"[bold]{result.name}[/] ({result.arch}, {', '.join(result.augment)}"
+        + (", views made on the device" if result.augment_on == "device" else "")
+        + f"): {result.epochs} epochs, {how}"
         + (f"; last epoch loss {f['loss']:.4f}, contrastive acc@1 {f['acc1']:.1f}%" if f else "")
         + ".",
         highlight=False,

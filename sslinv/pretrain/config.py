@@ -28,8 +28,17 @@ BASE_BATCH = 256  # the batch size the learning rate is quoted for
 #: any of them is a different run (resuming it under this config is refused).
 RECIPE_FIELDS = (
     "preset", "augment", "arch", "data", "batch_size", "lr", "momentum", "weight_decay",
-    "moco_dim", "moco_k", "moco_m", "moco_t", "cos", "bn_splits", "seed", "image_size", "skip_bad",
+    "moco_dim", "moco_k", "moco_m", "moco_t", "cos", "bn_splits", "seed", "image_size", "skip_bad", "augment_on",
 )
+#: What a checkpoint written before a recipe field existed meant by it.
+RECIPE_DEFAULTS = {"augment_on": "workers"}
+
+#: Where the two views of each image are made (``--augment-on``): ``workers`` = PIL in
+#: the DataLoader workers (``augment``, the reference's pipeline); ``device`` = the
+#: workers only decode and ``gpu_augment.GPUAugment`` makes a batch's views on the
+#: training device. The views differ (other random numbers, float resampling), so the
+#: choice is part of the recipe.
+AUGMENT_ON = ("workers", "device")
 
 
 @dataclass
@@ -54,6 +63,7 @@ class PretrainConfig:
     bn_splits: int | None = None  # None: default_bn_splits
     seed: int = 0
     image_size: int = 224
+    augment_on: str = "workers"  # AUGMENT_ON
     workers: int | None = None
     device: str | None = None
     precision: str = "fp32"
@@ -78,6 +88,7 @@ class PretrainResult:
     log: str
     arch: str
     augment: list[str]
+    augment_on: str
     epochs: int
     start_epoch: int  # first epoch this call trained (== epochs when it was finished already)
     resumed: bool
@@ -130,6 +141,8 @@ def resolve_recipe(cfg: PretrainConfig, world: World) -> PretrainConfig:
                    ("--moco-k", cfg.moco_k)):
         if v < 1:
             raise UsageError(f"{opt} must be positive, not {v}.")
+    if cfg.augment_on not in AUGMENT_ON:
+        raise UsageError(f"--augment-on {cfg.augment_on!r}: use one of {', '.join(AUGMENT_ON)}.")
     if not 0.0 <= cfg.moco_m < 1.0 or cfg.moco_t <= 0:
         raise UsageError("--moco-m must lie in [0, 1) and --moco-t be positive.")
     if cfg.batch_size % world.world_size:

@@ -9,7 +9,8 @@ epoch belongs to the outer loop alone.
 Contents of ``run``:
 1. world and device (one process per GPU under torchrun; NCCL on GPUs, gloo on CPU);
 2. recipe checks (``config.resolve_recipe``);
-3. data: an image folder (labels unused), two augmented views per image (``data``);
+3. data: an image folder (labels unused), two augmented views per image, made by PIL in
+   the loader workers or (``--augment-on device``) on the training device (``data``);
 4. the run folder: start, resume from the last checkpoint, or report a finished run
    (``state.plan_run``);
 5. model and optimiser (restored when resuming), DistributedDataParallel when > 1 process;
@@ -39,11 +40,22 @@ import torch
 import torch.nn.functional as F
 
 from sslinv import cache, distributed, paths, results
+from sslinv.cpus import check_shm
 from sslinv.distributed import World
 from sslinv.errors import DataNotFoundError, SslinvError, UsageError
 from sslinv.pretrain import augment
 from sslinv.pretrain.config import PretrainConfig, PretrainResult, lr_at, resolve_recipe
-from sslinv.pretrain.data import RunBatches, TwoViews, make_train_loader, resolve_training_pool, train_workers
+from sslinv.pretrain.data import (
+    Decoded,
+    DeviceViews,
+    RunBatches,
+    TwoViews,
+    make_train_loader,
+    prefetch_factor,
+    resolve_training_pool,
+    train_batch_bytes,
+    train_workers,
+)
 from sslinv.pretrain.moco import MoCo
 from sslinv.pretrain.state import (
     LogWriter,
@@ -264,6 +276,13 @@ def run(cfg: PretrainConfig, reporter: Reporter | None = None,
             f"images): an image's own older keys become negatives. Pass --moco-k "
             f"{max(cfg.batch_size, (len(pool) - cfg.batch_size) // cfg.batch_size * cfg.batch_size)} or less."
         )
+    # The workers' batches in /dev/shm, checked before anything is written. Every rank of
+    # the node shares it, so one rank's batch counts local_world_size times.
+    batch_bytes = 0
+    if workers > 0:
+        batch_bytes = world.local_world_size * train_batch_bytes(
+            pool, cfg.batch_size // world.world_size, cfg.image_size, cfg.augment_on)
+        check_shm(workers, prefetch_factor(cfg.augment_on), batch_bytes)
     public = cfg.public()
     public["data"] = str(pool.root)  # the recipe names the folder actually used
 
@@ -282,7 +301,7 @@ def run(cfg: PretrainConfig, reporter: Reporter | None = None,
                 "Wait for it, or pass --name NEW."
             ) from None
     try:
-        return _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, reporter,
+        return _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, batch_bytes, reporter,
                            on_checkpoint or (lambda path, epoch, step: None))
     finally:
         if world.is_main:
@@ -308,7 +327,7 @@ def _model_and_optimiser(cfg: PretrainConfig, world: World, device: torch.device
     return model, optimizer, scaler
 
 
-def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, reporter,
+def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, batch_bytes, reporter,
                 on_checkpoint: OnCheckpoint) -> PretrainResult | None:
     loaded: dict[str, Any] = {}
     plan = agree(world, lambda: plan_run(cfg, public, loaded))
@@ -323,7 +342,8 @@ def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, repo
     def result(final, finished_before) -> PretrainResult:
         return PretrainResult(
             name=cfg.name, checkpoint=str(export), run_dir=str(ckpt_path.parent), log=str(log_path),
-            arch=cfg.arch, augment=list(cfg.augment), epochs=cfg.epochs, start_epoch=start_epoch,
+            arch=cfg.arch, augment=list(cfg.augment), augment_on=cfg.augment_on, epochs=cfg.epochs,
+            start_epoch=start_epoch,
             resumed=plan["mode"] != "fresh", finished_before=finished_before,
             world_size=world.world_size, device=str(device), final=final,
         )
@@ -371,9 +391,12 @@ def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, repo
         )
 
     # -- epochs --------------------------------------------------------------------------
-    dataset = TwoViews(pool, pipeline, cfg.seed, cfg.skip_bad)
     batches = RunBatches(len(pool), cfg.batch_size, world, cfg.seed, start_epoch, start_step, cfg.epochs)
-    loader = make_train_loader(dataset, batches, workers, device)
+    if cfg.augment_on == "device":  # workers decode; both views of a batch made on the device
+        dataset, views = Decoded(pool, cfg.skip_bad), DeviceViews(cfg.augment, cfg.image_size, cfg.seed, world.rank)
+    else:  # workers decode and make the views with PIL
+        dataset, views = TwoViews(pool, pipeline, cfg.seed, cfg.skip_bad), None
+    loader = make_train_loader(dataset, batches, workers, device, batch_bytes, views)
     training = Training(
         cfg=cfg, model=model, scaler=scaler, dtype=dtype, device=device, world=world,
         steps_per_epoch=steps_per_epoch, log=LogWriter(log_path, world.is_main), reporter=reporter,
@@ -381,7 +404,9 @@ def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, repo
         global_step=plan["global_step"],
     )
     reporter.info(
-        f"pretrain {cfg.name}: {cfg.arch}, {', '.join(cfg.augment)}; {len(pool)} images, batch {cfg.batch_size} "
+        f"pretrain {cfg.name}: {cfg.arch}, {', '.join(cfg.augment)} (views made "
+        f"{'on ' + str(device) if cfg.augment_on == 'device' else f'by PIL in {workers} loader worker(s)'}); "
+        f"{len(pool)} images, batch {cfg.batch_size} "
         f"over {world.world_size} process(es) on {device}, {steps_per_epoch} steps per epoch, BN groups per "
         f"process {cfg.bn_splits}."
     )
@@ -400,7 +425,8 @@ def _run_locked(cfg, public, pool, pipeline, world, device, dtype, workers, repo
         training.check_finite(m["loss"], epoch, steps_per_epoch)
         final = {
             "event": "epoch", "epoch": epoch + 1, "epochs": cfg.epochs, "global_step": training.global_step, **m,
-            "lr": lr, "images_per_s": m["images"] / max(seconds, 1e-9), "seconds": round(seconds, 3),
+            "lr": lr, "images_per_s": m["images"] / max(seconds, 1e-9), "augment_on": cfg.augment_on,
+            "seconds": round(seconds, 3),
             "eta_s": training.eta(time.perf_counter(), epoch + 1, 0), "time": results.now(),
         }
         training.log.write(final)

@@ -25,7 +25,7 @@ import torch
 from sslinv import cache, distributed, paths, results
 from sslinv.distributed import World
 from sslinv.errors import CheckpointError, SslinvError, UsageError
-from sslinv.pretrain.config import RECIPE_FIELDS, PretrainConfig
+from sslinv.pretrain.config import RECIPE_DEFAULTS, RECIPE_FIELDS, PretrainConfig
 from sslinv.pretrain.moco import MoCo
 from sslinv.reporting import human_duration
 
@@ -45,11 +45,12 @@ class TrainedLongerError(UsageError):
 
 
 def _recipe(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: cfg.get(k) for k in RECIPE_FIELDS}
+    return {k: cfg.get(k, RECIPE_DEFAULTS.get(k)) for k in RECIPE_FIELDS}
 
 
 def _describe_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     parts = []
+    old, new = _recipe(old), _recipe(new)
     for k in RECIPE_FIELDS:
         if old.get(k) != new.get(k):
             parts.append(f"--{k.replace('_', '-')} {old.get(k)!r} there, {new.get(k)!r} now")
@@ -251,6 +252,7 @@ def export_sidecar(cfg: PretrainConfig, public: dict[str, Any], run_id: str,
         "arch": cfg.arch,
         "preset": cfg.preset,
         "augment": list(cfg.augment),
+        "augment_on": cfg.augment_on,
         "epochs": cfg.epochs,
         "final": final,
         "config": public,
