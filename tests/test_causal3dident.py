@@ -146,6 +146,8 @@ def test_all_targets_visible_high_noise_near_zero(cache_dir, c3d_root):
     assert cls["features"]["train_cached"] is True and cls["features"]["test_cached"] is True
     c, bg = cls["results"]
     assert c["target"] == "class" and c["metric"] == "accuracy" and c["r2"] == c["accuracy"] > 0.35  # chance: 1/7
+    rec = json.loads(Path(c["result_file"]).read_text())["metrics"]
+    assert rec["solver"] == "torch-lbfgs" and rec["not_converged"] == 0 and rec["C"] in rec["cv_grid"]["Cs"]
     assert bg["cached"] is True and bg["r2"] == by[9]["r2"]
 
 
@@ -175,6 +177,19 @@ def test_fusion_reuses_member_features(cache_dir, c3d_root, monkeypatch):
     mean = run_json("--model", "random-tiny+random-tiny", "--fuse", "mean", *args)
     assert mean["features"]["dim"] == 128
     assert mean["results"][0]["r2"] == pytest.approx(alone["results"][0]["r2"], abs=1e-9)
+
+
+def test_class_probe_warns_about_fits_cut_off_by_max_iter(cache_dir, c3d_root, monkeypatch):
+    import functools
+
+    from sslinv.evaluate import causal3dident as mod
+
+    monkeypatch.setattr(mod, "logistic_probe", functools.partial(mod.logistic_probe, max_iter=1))
+    res = invoke("--model", "random-tiny", "--target", "class", "--max-train", "60", "--max-test", "20",
+                 "--data-root", str(c3d_root), *FAST)
+    assert res.exit_code == 0, res.stderr
+    assert re.search(r"class probe: \d+ of 46 logistic problems stopped at max_iter 1 before tol 0.0001",
+                     " ".join(res.stderr.split())), res.stderr
 
 
 # --------------------------------------------------------------------------- errors

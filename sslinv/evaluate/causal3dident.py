@@ -19,13 +19,15 @@ refit, test R^2), and for ``class`` a multinomial logistic regression (test accu
 
 The ``class`` probe's regularisation is not given by the protocol: sslinv picks
 ``C`` from ``CLASS_CS`` by the same seeded 5-fold CV (mean accuracy), on features
-standardised with the training statistics (scikit-learn, L-BFGS).
+standardised with the training statistics. It minimises scikit-learn's
+``LogisticRegression(C, max_iter=1000)`` objective with the batched torch L-BFGS of
+``sslinv.probes.logistic`` on the run's device (one warm-started path over the C grid per
+fold), so the GPU solves it when there is one.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,11 @@ PROTOCOL_VERSION = 1
 CLASS = "class"
 #: Inverse regularisation strengths tried for the class probe.
 CLASS_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 4, 9))
+#: The class probe's solver (recorded in its result file) and its stopping rule, those of
+#: the scikit-learn ``LogisticRegression(max_iter=1000)`` it replaces.
+CLASS_SOLVER = "torch-lbfgs"
+CLASS_MAX_ITER = 1000
+CLASS_TOL = 1e-4
 #: Above this many training images on a CPU, warn that the exact kernel ridge is slow.
 CPU_WARN_TRAIN = 8000
 #: Accepted spellings besides the canonical names.
@@ -247,8 +254,12 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
             t0 = time.perf_counter()
             progress = reporter.task(f"logistic regression: {cfg.folds} folds x {len(CLASS_CS)} C",
                                      cfg.folds * len(CLASS_CS))
-            acc, details = logistic_probe(feats_tr.numpy(), train.labels[rows_tr], feats_te.numpy(),
-                                          test.labels[rows_te], folds=cfg.folds, seed=cfg.seed, progress=progress)
+            acc, details = logistic_probe(feats_tr, train.labels[rows_tr], feats_te, test.labels[rows_te],
+                                          folds=cfg.folds, seed=cfg.seed, device=device, progress=progress)
+            if details["not_converged"]:
+                reporter.warn(f"class probe: {details['not_converged']} of {details['problems']} logistic problems "
+                              f"stopped at max_iter {details['max_iter']} before tol {details['tol']:g} "
+                              "(the count is in the result file).")
             scores[CLASS] = ("accuracy", acc, details, time.perf_counter() - t0)
 
         # -- result files ----------------------------------------------------------------
@@ -271,47 +282,155 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
     return reuse_or_compute(rt, session, "causal3dident", tasks, TargetResult, compute)
 
 
-def logistic_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, *,
-                   folds: int = 5, seed: int = 0, Cs=CLASS_CS, progress=None) -> tuple[float, dict[str, Any]]:
+@dataclass
+class ClassProbe:
+    """A fitted class probe: standardisation with the training statistics, then a
+    multinomial logistic regression on the classes seen in training.
+
+    ``coef`` (K, d) and ``intercept`` (K,) act on standardised features, as scikit-learn's
+    ``coef_`` / ``intercept_`` would after a ``StandardScaler`` (with two classes sklearn
+    keeps one row, ``coef[1] - coef[0]``)."""
+
+    mean: Any  # torch.Tensor (d,)
+    scale: Any  # torch.Tensor (d,)
+    classes: np.ndarray  # (K,) the labels, sorted
+    coef: Any  # torch.Tensor (K, d)
+    intercept: Any  # torch.Tensor (K,)
+    info: dict[str, Any]
+
+    def predict(self, x) -> np.ndarray:
+        z = _standardise(x, self.mean, self.scale) @ self.coef.T + self.intercept
+        return self.classes[z.argmax(1).cpu().numpy()]
+
+
+def logistic_probe(X_train, y_train, X_test, y_test, *, folds: int = 5, seed: int = 0, Cs=CLASS_CS,
+                   device="cpu", max_iter: int = CLASS_MAX_ITER, tol: float = CLASS_TOL,
+                   progress=None) -> tuple[float, dict[str, Any]]:
     """Multinomial logistic regression: C by k-fold CV accuracy, refit, test accuracy.
 
-    Along the C grid (increasing) each fit starts from the previous solution (warm start
-    along the regularisation path), which is what makes the grid cheap.
+    Each fold standardises its training rows with their own statistics and solves the
+    whole C grid as one warm-started path (``sslinv.probes.logistic.logistic_path``, on
+    ``device``), from the smallest C up, as scikit-learn's ``warm_start`` estimator did;
+    the best C (the smallest among ties) is refitted on all training rows.
     """
-    from sklearn.preprocessing import StandardScaler
+    import torch
 
-    X_train = np.asarray(X_train, dtype=np.float64)
-    X_test = np.asarray(X_test, dtype=np.float64)
+    dev = torch.device(device)
+    x_tr = _as_float(X_train, dev)
+    y_train = np.asarray(y_train)
+    if len(np.unique(y_train)) < 2:
+        raise UsageError(f"The class probe needs at least two classes among the {len(y_train)} training "
+                         "images; use more of them (--max-train).")
     Cs = sorted(float(c) for c in Cs)
-    val_sets = krr.kfold_indices(len(X_train), folds, seed)
+    val_sets = krr.kfold_indices(len(y_train), folds, seed)
     cv = np.zeros((len(val_sets), len(Cs)))
+    counts = {"iterations": 0, "evaluations": 0, "not_converged": 0, "at_resolution": 0}
     for f, val in enumerate(val_sets):
-        tr = np.setdiff1d(np.arange(len(X_train)), val)
-        scaler = StandardScaler().fit(X_train[tr])
-        Xtr, Xva = scaler.transform(X_train[tr]), scaler.transform(X_train[val])
-        clf = _logistic()
-        for c, C in enumerate(Cs):
-            _fit(clf.set_params(C=C), Xtr, y_train[tr])
-            cv[f, c] = float((clf.predict(Xva) == y_train[val]).mean())
-            if progress:
-                progress(1)
+        tr = np.setdiff1d(np.arange(len(y_train)), val)
+        pred = _class_path(x_tr[tr], y_train[tr], x_tr[val], Cs, max_iter, tol, counts, progress, fold=f)
+        cv[f] = (pred == y_train[val][None]).mean(1)
     mean = cv.mean(0)
     best = int(np.argmax(mean))
-    scaler = StandardScaler().fit(X_train)
-    clf = _fit(_logistic().set_params(C=Cs[best]), scaler.transform(X_train), y_train)
-    acc = float((clf.predict(scaler.transform(X_test)) == y_test).mean())
-    return acc, {"C": Cs[best], "cv_accuracy": float(mean[best]),
+    probe = fit_class_probe(x_tr, y_train, Cs[best], max_iter=max_iter, tol=tol)
+    for k in counts:
+        counts[k] += probe.info[k]
+    acc = float((probe.predict(_as_float(X_test, dev)) == np.asarray(y_test)).mean())
+    return acc, {"C": Cs[best], "cv_accuracy": float(mean[best]), "solver": CLASS_SOLVER,
+                 **counts, "problems": len(val_sets) * len(Cs) + 1, "max_iter": max_iter, "tol": tol,
                  "cv_grid": {"Cs": Cs, "accuracy": mean.tolist()}}
 
 
-def _logistic():
-    from sklearn.linear_model import LogisticRegression
+def fit_class_probe(X, y, C: float, *, max_iter: int = CLASS_MAX_ITER, tol: float = CLASS_TOL,
+                    device=None) -> ClassProbe:
+    """Standardise ``X`` and fit sklearn's ``LogisticRegression(C=C)`` objective with the
+    torch solver (on ``device``, default: where ``X`` is)."""
+    import torch
 
-    return LogisticRegression(max_iter=1000, warm_start=True)
+    from sslinv.probes.logistic import logistic_fit
+
+    x = _as_float(X, torch.device(device) if device is not None else getattr(X, "device", "cpu"))
+    classes, codes = np.unique(np.asarray(y), return_inverse=True)
+    if len(classes) < 2:
+        raise UsageError(f"The class probe needs at least two classes; its {len(codes)} training images "
+                         "have one. Use more of them (--max-train).")
+    mean, scale = _moments(x)
+    coef, intercept, info = logistic_fit(_standardise(x, mean, scale), codes, len(classes),
+                                         _wd(C, len(classes)), max_iter=max_iter, tol=tol, device=x.device)
+    # logistic_fit says whether max |gradient| <= tol was reached; a problem short of it
+    # that used every iteration was cut off by max_iter (the count users act on), one
+    # that stopped earlier hit float32 resolution (``at_resolution``, informational).
+    cut = not info["converged"] and info["iterations"] >= max_iter
+    counts = {"iterations": info["iterations"], "evaluations": info["evaluations"],
+              "not_converged": int(cut), "at_resolution": int(not info["converged"] and not cut)}
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=x.device)  # noqa: E731
+    return ClassProbe(mean, scale, classes, as_t(coef), as_t(intercept), counts)
 
 
-def _fit(clf, X: np.ndarray, y: np.ndarray):
-    # L-BFGS may stop at max_iter on nearly separable folds; the fit is still usable.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return clf.fit(X, y)
+def _wd(C: float, num_classes: int) -> float:
+    """The solver's weight decay for scikit-learn's ``C``.
+
+    sklearn minimises ``C * sum_i CE_i + ||W||^2 / 2`` (intercept unpenalised); the
+    solver minimises ``mean_i CE_i + wd / (2 n) ||W||^2``. Multiplying the latter by
+    ``n / wd`` gives ``(1 / wd) * sum_i CE_i + ||W||^2 / 2``: the same objective, hence
+    the same minimiser, exactly when ``wd = 1 / C`` (and sklearn >= 1.1 itself optimises
+    the mean form, so the stopping rule max |gradient| <= tol is on the same scale).
+    With two classes sklearn fits one weight vector ``w`` (binary logistic loss,
+    penalty ``||w||^2 / 2``), where the softmax has two, ``W_1 - W_0 = w``; at the
+    optimum ``W_1 = -W_0 = w / 2``, so its penalty is ``||w||^2 / 4``: the same minimiser
+    needs twice the weight decay, ``wd = 2 / C``.
+    """
+    return (2.0 if num_classes == 2 else 1.0) / C
+
+
+def _class_path(x_fit, y_fit: np.ndarray, x_val, Cs: list[float], max_iter: int, tol: float,
+                counts: dict[str, int], progress, fold: int) -> np.ndarray:
+    """Predictions (len(Cs), n_val) of the fits along the C grid (one warm-started path)."""
+    import torch
+
+    from sslinv.probes.logistic import logistic_path
+
+    classes, codes = np.unique(y_fit, return_inverse=True)
+    if len(classes) < 2:
+        raise UsageError(f"Cross-validation fold {fold} of the class probe trains on one class only; "
+                         "use more training images (--max-train) or fewer folds (--folds).")
+    mean, scale = _moments(x_fit)
+    pred = np.zeros((len(Cs), len(x_val)), dtype=classes.dtype)
+
+    def on_value(a: int, _z, z_val) -> None:
+        pred[a] = classes[z_val[:, 0].argmax(-1).cpu().numpy()]
+
+    ones = torch.ones(len(x_fit), 1, dtype=torch.float32, device=x_fit.device)
+    path = logistic_path(_standardise(x_fit, mean, scale), codes, len(classes), [_wd(C, len(classes)) for C in Cs],
+                         ones, on_value, x_test=_standardise(x_val, mean, scale), max_iter=max_iter, tol=tol,
+                         device=x_fit.device, progress=progress)
+    counts["iterations"] += int(path.iterations.sum())
+    counts["evaluations"] += int(path.evaluations)
+    counts["not_converged"] += int(path.exhausted.sum())
+    counts["at_resolution"] += int((~path.converged & ~path.exhausted).sum())
+    return pred
+
+
+def _as_float(x, device):
+    import torch
+
+    return (x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))).to(device, torch.float32)
+
+
+def _moments(x):
+    """Mean and scale as scikit-learn's ``StandardScaler`` (float64 statistics, population
+    variance; a constant feature, up to rounding, keeps scale 1)."""
+    import torch
+
+    x64 = x.double()
+    mean = x64.mean(0)
+    var = ((x64 - mean) ** 2).mean(0)
+    n, eps = x.shape[0], float(np.finfo(np.float64).eps)
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    scale = torch.where(constant, torch.ones_like(var), var.sqrt())
+    return mean.float(), scale.float()
+
+
+def _standardise(x, mean, scale):
+    import torch
+
+    return (x.to(mean.device, torch.float32) - mean) / scale
