@@ -93,10 +93,10 @@ def test_channels_last_features_equal_the_contiguous_layout(cache_dir):
 
 
 def test_finite_check_waits_once_per_window_and_names_the_first_bad_image():
+    from featurefakes import Net
+
     from sslinv.errors import NonFiniteError
     from sslinv.evaluate.features import FiniteCheck
-
-    from featurefakes import Net
 
     ex = Extractor(Net(), torch.device("cpu"), name="net")
     watch = FiniteCheck(ex, every=3)
@@ -112,9 +112,9 @@ def test_finite_check_waits_once_per_window_and_names_the_first_bad_image():
 
 
 def test_non_finite_features_after_the_last_window_stop_extraction_and_cache_nothing(cache_dir):
-    from sslinv.errors import NonFiniteError
-
     from featurefakes import Items, Net
+
+    from sslinv.errors import NonFiniteError
 
     ds = Items(20)
     ex = Extractor(Net(bad=(17, 18)), torch.device("cpu"), name="net")
