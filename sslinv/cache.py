@@ -276,6 +276,7 @@ def cached(
     load: Callable[[Path], T],
     extra: Callable[[T], dict[str, Any]] | None = None,
     world=None,
+    main_only: bool = False,
 ) -> tuple[T, bool]:
     """Load the entry at ``path`` if its sidecar matches ``key``; else compute and store it.
 
@@ -285,6 +286,8 @@ def cached(
     every rank calls this: all ranks compute (each its shard, inside ``compute``), rank 0
     alone locks and writes, and all ranks agree on hit or miss. On a hit, a rank that does
     not see the entry (a node without the shared cache) gets rank 0's value by broadcast.
+    With ``main_only`` the value is needed on rank 0 alone: ``compute`` may return None
+    on the other ranks, and on a hit only rank 0 loads the entry (the others get None).
     An entry that ``load`` cannot read on any rank is a miss (moved aside with a
     warning); inside ``refreshing()`` every entry is a miss.
     """
@@ -300,7 +303,7 @@ def cached(
     def read() -> tuple[bool, T | None]:
         # Each rank that sees the entry loads it; without a shared cache (several nodes)
         # a rank that does not see rank 0's file receives rank 0's value instead.
-        here = world.is_main or is_fresh(path, key)
+        here = world.is_main or (not main_only and is_fresh(path, key))
         ok, value, reason = _try_load(path, load) if here else (True, None, "")
         gathered = all_gather_objects(world, (ok, reason, here))
         failures = [r for good, r, _ in gathered if not good]
@@ -308,7 +311,7 @@ def cached(
             if world.is_main:
                 quarantine(path, failures[0])
             return False, None
-        if not all(seen for _, _, seen in gathered):
+        if not main_only and not all(seen for _, _, seen in gathered):
             sent = broadcast_object(world, value if world.is_main else None)
             value = value if here else sent
         return True, value

@@ -1,13 +1,15 @@
 """torch.distributed as sslinv uses it: the torchrun environment as a record, and gathers.
 
 Results never depend on the number of processes: ranks compute shards, exchange
-``(index, value)`` pairs, and every rank assembles rows by index. Only rank 0 writes
-files or prints (see ``World.is_main``). Idea as in DINO's feature extraction.
+``(index, value)`` pairs, and rows are assembled by index. Only rank 0 writes files or
+prints (see ``World.is_main``). Idea as in DINO's feature extraction.
 
-Object collectives (``broadcast_object``, ``all_gather_objects``) and ``barrier`` go
-through a gloo side group with a long timeout, created once in ``init``: a rank may wait
-there for rank 0 while rank 0 waits for a cache file lock held by another job, or
-writes the demo pool, and NCCL's default 10-minute timeout must not kill the job then.
+Object collectives (``broadcast_object``, ``all_gather_objects``), the tensor
+collectives (``gather_shards``, ``broadcast_tensor``: CPU tensors, no pickling) and
+``barrier`` go through a gloo side group with a long timeout, created once in ``init``:
+a rank may wait there for rank 0 while rank 0 waits for a cache file lock held by another
+job, or writes the demo pool, and NCCL's default 10-minute timeout must not kill the job
+then.
 """
 
 from __future__ import annotations
@@ -117,6 +119,49 @@ def broadcast_object(world: World, obj: Any) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0, group=_objects_group)
     return box[0]
+
+
+def broadcast_tensor(world: World, tensor: Any) -> Any:
+    """Rank 0's CPU ``tensor`` on every rank (others pass None): its shape and dtype go
+    as an object, its data as one tensor broadcast, not pickled."""
+    if not world.is_distributed:
+        return tensor
+    import torch
+    import torch.distributed as dist
+
+    meta = broadcast_object(world, (tuple(tensor.shape), tensor.dtype) if world.is_main else None)
+    buf = tensor.contiguous() if world.is_main else torch.empty(meta[0], dtype=meta[1])
+    dist.broadcast(buf, src=0, group=_objects_group)
+    return buf
+
+
+def gather_shards(world: World, local: Any, n: int) -> Any:
+    """Rows ``0..n-1`` in index order on rank 0 (None on the other ranks), from every
+    rank's ``local``: one row per index of its ``shard(n, world)``, in shard order (CPU
+    tensors of one dtype and row shape on every rank).
+
+    One tensor gather, not pickled objects: the shards (which differ in length by at
+    most one) are padded to the longest, and index ``j`` is row ``j // world_size`` of
+    rank ``j % world_size``'s shard. Rank 0 holds about twice the result at the peak.
+    """
+    if not world.is_distributed:
+        return local
+    import torch
+    import torch.distributed as dist
+
+    size = world.world_size
+    rows = -(-n // size)  # the longest shard
+    if local.shape[0] != len(shard(n, world)):
+        raise ValueError(f"rank {world.rank} has {local.shape[0]} rows for a shard of {len(shard(n, world))}")
+    pad = torch.cat([local, local.new_zeros(rows - local.shape[0], *local.shape[1:])]) if local.shape[0] < rows \
+        else local.contiguous()
+    if not world.is_main:
+        dist.gather(pad, None, dst=0, group=_objects_group)
+        return None
+    parts = torch.empty(size, rows, *local.shape[1:], dtype=local.dtype)
+    dist.gather(pad, list(parts.unbind(0)), dst=0, group=_objects_group)
+    # parts[r, i] is index r + i * size: transposed, the rows run in index order.
+    return parts.transpose(0, 1).reshape(size * rows, *local.shape[1:])[:n]
 
 
 def shard(n: int, world: World) -> range:

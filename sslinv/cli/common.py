@@ -67,7 +67,7 @@ def evaluation_command(skip_bad: bool = True) -> Callable[[Callable[..., Any]], 
 
 
 def runtime(model: str, feature_layer: str, arch: str | None, fuse: o.Fuse, force: bool, cache_dir, data_root, device: str | None,
-            precision: o.Precision, batch_size: int, workers: int | None, skip_bad: bool = False):
+            precision: o.Precision, batch_size: int | None, workers: int | None, skip_bad: bool = False):
     """The run's ``Runtime`` from the shared options (cache root checked writable, data
     root resolved)."""
     from sslinv import paths

@@ -173,7 +173,13 @@ RenderOpt = Annotated[
         "last bits, see docs/gpu.md). The statistics always use PIL's clean views.", rich_help_panel=COMPUTE,
     ),
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.", rich_help_panel=COMPUTE)]
+BatchSize = Annotated[
+    Optional[int],
+    typer.Option(
+        "--batch-size", min=1, help="Images per forward pass \\[default: 256 on a GPU, 64 on the CPU].",
+        show_default=False, rich_help_panel=COMPUTE,
+    ),
+]
 Workers = Annotated[
     Optional[int],
     typer.Option(
@@ -214,7 +220,7 @@ def shared_options(
     skip_bad: SkipBad = False,
     device: Device = None,
     precision: PrecisionOpt = Precision.fp32,
-    batch_size: BatchSize = 64,
+    batch_size: BatchSize = None,
     workers: Workers = None,
     nproc_per_node: NprocPerNode = 1,
     nnodes: Nnodes = 1,

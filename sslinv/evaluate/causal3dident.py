@@ -226,13 +226,15 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
                 cache_root=rt.cache_dir, precision=rt.precision, batch_size=rt.batch_size, device=device,
                 workers=session.workers, world=world, reporter=reporter, label=f"{len(files)} {split.split} images",
             )
-            feats[split.split], hits[split.split] = fuse(parts, rt.fuse), all(i["cached"] for i in info)
-        feats_tr, feats_te = feats[train.split], feats[test.split]
-        features_info = {"train_cached": hits[train.split], "test_cached": hits[test.split],
-                         "dim": int(feats_tr.shape[1])}
+            # The features are on rank 0 alone (None elsewhere).
+            feats[split.split] = fuse(parts, rt.fuse) if world.is_main else None
+            hits[split.split] = all(i["cached"] for i in info)
         if not world.is_main:
             # The probes run on rank 0 alone; no collective follows, so the others are done.
             return
+        feats_tr, feats_te = feats[train.split], feats[test.split]
+        features_info = {"train_cached": hits[train.split], "test_cached": hits[test.split],
+                         "dim": int(feats_tr.shape[1])}
 
         # -- probes ----------------------------------------------------------------------
         y_tr, y_te = train.latents[rows_tr], test.latents[rows_te]

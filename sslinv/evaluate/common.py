@@ -36,7 +36,7 @@ class Runtime:
     fuse: str = "cat"
     device: str | None = None
     precision: str = "fp32"
-    batch_size: int = 64
+    batch_size: int | None = None  # None: by device (runtime.default_batch_size), set in start()
     workers: int | None = None
     skip_bad: bool = False
     force: bool = False
@@ -62,11 +62,15 @@ class Session:
 
 def start(rt: Runtime) -> Session:
     """World and device: join the process group, set the precision, choose the number of
-    workers. The command skeleton (``sslinv.cli.common``) leaves the group at the end."""
-    from sslinv.runtime import default_workers, resolve_device, set_precision
+    workers, and fill in ``rt.batch_size`` when it is None (256 on a GPU, 64 on the CPU),
+    so the result file records the batch size used. The command skeleton
+    (``sslinv.cli.common``) leaves the group at the end."""
+    from sslinv.runtime import default_batch_size, default_workers, resolve_device, set_precision
 
     world = distributed.world_from_env()
     device = resolve_device(rt.device, world)
+    if rt.batch_size is None:
+        rt.batch_size = default_batch_size(device)
     set_precision(rt.precision)
     distributed.init(world, device)
     workers = default_workers(device) if rt.workers is None else rt.workers

@@ -5,8 +5,9 @@ Contents of ``run``:
 member of a fused spec ``a+b+c`` is loaded on its own, so its features are cached under
 its own identity and any fusion (or the member alone) reuses them; 4. per dataset,
 finished results with identical inputs are reused, otherwise the features of every
-member and split are extracted once (sharded across torchrun ranks, cached by model
-identity, layer, dataset split and pipeline) and fused (``cat``, ``add``, ``mean``);
+member and split are extracted once (sharded across torchrun ranks, gathered to rank 0,
+cached by model identity, layer, dataset split and pipeline) and fused (``cat``, ``add``,
+``mean``) on rank 0;
 5. probes, on rank 0 only and after all extraction, so no collective waits on a long
 solve: the linear probe (logistic regression or ridge, weight decay chosen by seeded
 5-fold CV over 45 values shifted by the number of fused models; see
@@ -234,7 +235,7 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
         tasks.append(Task(f"{ds.name}-{cfg.probe}", key, (ds, splits, probe)))
 
     def compute(todo: list[Task]):
-        # -- features: every rank takes part in extraction --------------------------------
+        # -- features: every rank takes part in extraction; rank 0 alone receives them ------
         jobs = []
         for task in todo:
             ds, splits, probe = task.item

@@ -1,15 +1,23 @@
 """Feature extraction, shared by the four evaluations: the model call, datasets, cache.
 
-Images are decoded and transformed in DataLoader workers into uint8 tensors; the
-main process moves each batch to the device and runs the model (which normalises its
-own input with its own mean and std, ``models/preprocess.py``) in eval mode under ``torch.inference_mode`` (optionally autocast to bf16/fp16). Features
-come back to the CPU as float32.
+Images are decoded and transformed in DataLoader workers into uint8 tensors (pinned
+when the model runs on a GPU); the main process copies each batch to the device without
+waiting (``non_blocking``), in channels-last layout, and runs the model (which
+normalises its own input with its own mean and std, ``models/preprocess.py``) in eval
+mode under ``torch.inference_mode`` (optionally autocast to bf16/fp16).
+
+No step waits for the GPU once per batch: features stay on the device, and NaN or Inf
+in them is detected by one check every ``CHECK_EVERY`` batches and once more before any
+feature leaves (``FiniteCheck``), so non-finite features are never returned or cached
+and the error still names the first image that gave them.
 
 Features of a fixed image dataset (``causal3dident``, ``downstream``) are extracted once
 and cached: keyed by the model identity (checkpoint hash included), the feature layer,
-the dataset identity and split, and the image pipeline, so a rerun, a second probe or
-another target costs no forward pass. Extraction is sharded across torchrun ranks and
-rows are assembled by index, so the result does not depend on the number of processes.
+the dataset identity and split, and the image pipeline (never the batch size), so a
+rerun, a second probe or another target costs no forward pass. Extraction is sharded
+across torchrun ranks; each rank copies its features to the CPU once, and rank 0
+assembles the rows by index (one tensor gather), so the result does not depend on the
+number of processes. Only rank 0 holds them: the probes run there alone.
 """
 
 from __future__ import annotations
@@ -29,50 +37,114 @@ from sslinv.models.fusion import Member
 from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader
 
 FEATURES_FORMAT = 1
+#: Batches between two finiteness checks (each check waits for the device once).
+CHECK_EVERY = 8
+#: Channels-last layout for the model and its input on the CPU too. Measured with
+#: ResNet-18 fp32 at 224 px, batch 32, on two busy cores: median 15.3 -> 19.5 images/s,
+#: features equal to 3e-7 (relative). On CUDA it is always on (cuDNN's NHWC kernels).
+CHANNELS_LAST_ON_CPU = True
 
 
 class Extractor:
-    """Runs ``model`` on uint8 image batches and returns float32 CPU features."""
+    """Runs ``model`` on uint8 image batches and returns float32 features.
+
+    ``forward`` leaves them on the device unchecked (nothing waits for the GPU);
+    ``__call__`` checks one batch at once; ``check()`` gives a ``FiniteCheck`` that
+    watches many batches with one wait every ``CHECK_EVERY``.
+    """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32",
-                 name: str = "The model"):
-        self.model = model.to(device).eval()
+                 name: str = "The model", channels_last: bool | None = None):
+        self.device = torch.device(device)
+        self.channels_last = (self.device.type == "cuda" or CHANNELS_LAST_ON_CPU) if channels_last is None \
+            else channels_last
+        self.model = model.to(self.device).eval()
+        if self.channels_last:  # convolution weights in NHWC; other parameters are not 4-d and stay
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.name = name
-        self.device = device
         self.dtype = autocast_dtype(precision)
-        if self.dtype is torch.float16 and device.type == "cpu":
+        if self.dtype is torch.float16 and self.device.type == "cpu":
             raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU.")
 
     @torch.inference_mode()
-    def __call__(self, images: torch.Tensor, on_device: bool = False, *,
-                 files: Callable[[], Sequence[Any]] | None = None) -> torch.Tensor:
-        """Features of a uint8 batch: float32, on the CPU (or left on the device).
-
-        Features holding NaN or Inf stop the run (``NonFiniteError``), so they never
-        reach a cache; ``files()`` names the batch's images in that message.
-        """
-        # 0..255 floats; the model normalises with its own mean/std (models/preprocess.py).
-        x = images.to(self.device, non_blocking=True).float()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Float32 features of a uint8 batch, on the device, not yet checked for NaN/Inf."""
+        # A pinned batch is copied while the device works; 0..255 floats, and the model
+        # normalises with its own mean/std (models/preprocess.py).
+        x = images.to(self.device, non_blocking=True)
+        x = x.to(torch.float32, memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 \
+            else x.float()
         if self.dtype is None:
             out = self.model(x)
         else:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 out = self.model(x)
-        out = out.float()
-        if not bool(torch.isfinite(out).all()):  # one check (and sync) per batch
-            raise self._non_finite(out, files)
+        return out.float()
+
+    def __call__(self, images: torch.Tensor, on_device: bool = False, *,
+                 files: Callable[[], Sequence[Any]] | None = None) -> torch.Tensor:
+        """Features of a uint8 batch: float32, on the CPU (or left on the device).
+
+        Features holding NaN or Inf stop the run (``NonFiniteError``), so they never
+        reach a cache; ``files()`` names the batch's images in that message. This waits
+        for the device once per call; loops use ``forward`` and ``check()``.
+        """
+        out = self.forward(images)
+        watch = self.check(every=1)
+        watch.add(out, files)
         return out if on_device else out.cpu()
 
-    def _non_finite(self, out: torch.Tensor, files: Callable[[], Sequence[Any]] | None) -> NonFiniteError:
-        bad = (~torch.isfinite(out).all(dim=1)).nonzero().flatten().tolist()
-        first = f", the first {files()[bad[0]]}" if files is not None else ""
+    def check(self, every: int = CHECK_EVERY) -> FiniteCheck:
+        """A ``FiniteCheck`` for this extractor's batches."""
+        return FiniteCheck(self, every)
+
+    def non_finite(self, bad: int, total: int, first: Any | None) -> NonFiniteError:
+        where = f", the first {first}" if first is not None else ""
         fix = ("rerun with --precision fp32" if self.dtype is not None else
                "the weights are finite but the activations overflow float32; check that the checkpoint is "
                "a trained model of its architecture")
         return NonFiniteError(
-            f"{self.name} gave non-finite features (NaN or Inf) for {len(bad)} of {len(out)} images of a "
-            f"batch{first}; nothing was cached. {fix[0].upper()}{fix[1:]}."
+            f"{self.name} gave non-finite features (NaN or Inf) for {bad} of {total} images{where}; "
+            f"nothing was cached. {fix[0].upper()}{fix[1:]}."
         )
+
+
+class FiniteCheck:
+    """Watches feature batches for NaN/Inf with one device wait per ``every`` batches.
+
+    ``add(out, files)`` keeps a per-row flag on the device (no wait); every ``every``
+    batches, and at ``done()``, the flags are read at once, and a non-finite row raises
+    the extractor's ``NonFiniteError`` naming the first such image (``files()`` names
+    the images of its batch). Call ``done()`` before any feature is returned or stored.
+    """
+
+    def __init__(self, extractor: Extractor, every: int = CHECK_EVERY):
+        self.extractor, self.every = extractor, max(1, every)
+        self._flags: list[torch.Tensor] = []
+        self._files: list[Callable[[], Sequence[Any]] | None] = []
+
+    def add(self, out: torch.Tensor, files: Callable[[], Sequence[Any]] | None = None) -> None:
+        self._flags.append(torch.isfinite(out).all(dim=1) if out.dim() > 1 else torch.isfinite(out))
+        self._files.append(files)
+        if len(self._flags) >= self.every:
+            self.done()
+
+    def done(self) -> None:
+        """Raise ``NonFiniteError`` if a batch added since the last check held NaN or Inf."""
+        if not self._flags:
+            return
+        flags, files = self._flags, self._files
+        self._flags, self._files = [], []
+        ok = torch.cat(flags)
+        if bool(ok.all()):  # the one wait for the device
+            return
+        first = None
+        for f, names in zip(flags, files):
+            bad = (~f).nonzero().flatten()
+            if len(bad):
+                first = names()[int(bad[0])] if names is not None else None
+                break
+        raise self.extractor.non_finite(int((~ok).sum()), len(ok), first)
 
 
 # ---------------------------------------------------------------------------- data
@@ -174,37 +246,54 @@ def extract(
     workers: int,
     world: World,
     progress: Callable[[int], None] | None = None,
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """Features (n x d, float32, CPU) of every item of ``dataset`` (items ``(j, uint8)``),
-    in item order, on every rank."""
+    in item order, on rank 0; None on the other ranks.
+
+    Each rank extracts its shard into one buffer on the device, checks it for NaN/Inf
+    (``FiniteCheck``), copies it to the CPU once, and rank 0 gathers the shards. A rank
+    that found non-finite features stops every rank with its message (the first such
+    rank's), before anything is gathered or cached.
+    """
     n = len(dataset)
-    mine = list(distributed.shard(n, world))
-    subset = torch.utils.data.Subset(dataset, mine)
+    mine = distributed.shard(n, world)
+    subset = torch.utils.data.Subset(dataset, list(mine))
     crop = getattr(dataset, "crop", None)  # CleanImages, SplitImages: square uint8 views
     loader = make_loader(subset, workers, batch_size, _collate, device=extractor.device,
                          batch_bytes=image_batch_bytes(batch_size, crop) if crop else None)
-    idx_parts, feat_parts = [], []
     files = _files(dataset)
-    for idx, views in loader:
-        idx_parts.append(idx)
-        feat_parts.append(extractor(views, files=None if files is None else
-                                    lambda idx=idx: [files[j] for j in idx.tolist()]))
-        if progress:
-            progress(len(idx))
-    local = (
-        torch.cat(idx_parts) if idx_parts else torch.empty(0, dtype=torch.long),
-        torch.cat(feat_parts) if feat_parts else None,
-    )
-    out: torch.Tensor | None = None
-    for idx, feats in distributed.all_gather_objects(world, local):
-        if feats is None:
-            continue
-        if out is None:
-            out = torch.empty(n, feats.shape[1], dtype=torch.float32)
-        out[idx] = feats
-    if out is None:
+    watch = extractor.check()
+    buf: torch.Tensor | None = None  # this rank's features, on the device
+    error: str | None = None
+    done = 0
+    try:
+        for idx, views in loader:
+            out = extractor.forward(views)
+            watch.add(out, None if files is None else lambda idx=idx: [files[j] for j in idx.tolist()])
+            if buf is None:
+                buf = torch.empty(len(mine), out.shape[1], dtype=torch.float32, device=extractor.device)
+            # The loader keeps shard order: the batch holds rows done..done+b of the shard.
+            if not torch.equal(idx, torch.tensor(mine[done:done + len(idx)])):
+                raise RuntimeError("the loader returned the shard out of order")
+            buf[done:done + len(idx)] = out
+            done += len(idx)
+            if progress:
+                progress(len(idx))
+        watch.done()
+    except NonFiniteError as exc:
+        if not world.is_distributed:
+            raise
+        error = str(exc)
+    # Every rank learns the feature dimension (a rank may have no rows) and any error.
+    found = distributed.all_gather_objects(world, (None if buf is None else buf.shape[1], error))
+    errors = [e for _, e in found if e is not None]
+    if errors:
+        raise NonFiniteError(errors[0])
+    dims = [d for d, _ in found if d is not None]
+    if not dims:
         raise ValueError("no features were extracted (empty dataset)")
-    return out
+    local = buf.cpu() if buf is not None else torch.empty(0, dims[0])  # the one device -> host copy
+    return distributed.gather_shards(world, local, n)
 
 
 def _files(dataset: Dataset) -> Sequence[Any] | None:
@@ -226,17 +315,20 @@ def features_path(cache_root: Path, key: dict[str, Any]) -> Path:
 def cached_features(
     cache_root: Path,
     key: dict[str, Any],
-    compute: Callable[[], torch.Tensor],
+    compute: Callable[[], torch.Tensor | None],
     world: World,
-) -> tuple[torch.Tensor, bool]:
-    """Load the features recorded under ``key`` or compute them (all ranks) and store them
-    (rank 0). Returns ``(features, hit)``; identical on every rank."""
+) -> tuple[torch.Tensor | None, bool]:
+    """Load the features recorded under ``key`` or compute them (all ranks; ``compute``
+    returns them on rank 0, None elsewhere) and store them (rank 0). Returns
+    ``(features, hit)``: the features on rank 0 only (None on the other ranks, which
+    neither load nor receive them); ``hit`` on every rank."""
     return cache.cached(
         features_path(cache_root, key), key, compute,
         save=lambda feats, p: torch.save(feats.contiguous(), p),
         load=lambda p: torch.load(p, map_location="cpu", weights_only=True),
         extra=lambda feats: {"shape": list(feats.shape)},
         world=world,
+        main_only=True,
     )
 
 
@@ -254,17 +346,18 @@ def member_features(
     world: World,
     reporter,
     label: str,
-) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+) -> tuple[list[torch.Tensor] | None, list[dict[str, Any]]]:
     """The features of ``dataset`` (items ``(j, uint8)``) for each member of a fused
     model, each cached under the member's own identity, so any fusion containing it (or
-    the member alone) reuses them; fuse with ``sslinv.models.fusion.fuse``. Also returns,
-    per member, ``{"spec", "dim", "cached", "path"}``."""
+    the member alone) reuses them; fuse with ``sslinv.models.fusion.fuse``. The features
+    are on rank 0 only (None on the other ranks). Also returns, per member and on every
+    rank, ``{"spec", "dim", "cached", "path"}``."""
     parts, info = [], []
     for m in members:
         # The device kind and precision are part of the key: CPU and GPU features never mix.
         key = features_key(m.identity, dataset_identity, {**pipeline, **compute_mode(device, precision)})
 
-        def compute(m: Member = m) -> torch.Tensor:
+        def compute(m: Member = m) -> torch.Tensor | None:
             mine = len(distributed.shard(len(dataset), world))
             progress = reporter.task(f"{label}: features of {m.spec}", mine)
             return extract(Extractor(m.model, device, precision, name=m.spec), dataset,
@@ -274,4 +367,4 @@ def member_features(
         parts.append(feats)
         info.append({"spec": m.spec, "dim": int(m.identity["dim"]), "cached": hit,
                      "path": str(features_path(cache_root, key))})
-    return parts, info
+    return (parts if world.is_main else None), info

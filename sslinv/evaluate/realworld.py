@@ -4,7 +4,8 @@ Contents of ``run``:
 1. world and device; 2. the datasets (indexed once; fail before the model loads);
 3. model; 4. finished results are reused; 5. statistics pool and its cached statistics
 (only when something is left to compute); 6. per dataset: the views of each group in
-one pass of the data loader, whitened, and one Gram matrix per group for both metrics;
+one pass of the data loader, whitened beside the model (on the GPU when there is one),
+and one Gram matrix per group for both metrics;
 groups are sharded across torchrun ranks and gathered by index; 7. one result file per
 dataset.
 
@@ -227,6 +228,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
         whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.stats_resize,
                                                crop=cfg.stats_crop, rt=rt, session=session, reporter=reporter,
                                                option="--stats-data")
+        whitening = whitening.to(session.device)  # metrics are computed beside the model
         stats_record = {
             **stats_info,
             "pool": pool.identity(),
@@ -262,7 +264,10 @@ def _warn_group_sizes(ds: GroupedImages, reporter: Reporter) -> None:
 
 def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whitening, cfg, session, reporter):
     """Per group ``(views used, similarity, distance)`` (None for < 2 views), on every rank,
-    and the unreadable files skipped."""
+    and the unreadable files skipped. Views are whitened and compared on the model's
+    device; NaN or Inf features stop every rank before any metric is gathered."""
+    from sslinv.errors import NonFiniteError
+
     world, rt = session.world, cfg.runtime
     mine = list(distributed.shard(len(ds.groups), world))
     owner: list[int] = []
@@ -278,30 +283,43 @@ def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whiteni
     progress = reporter.task(f"{ds.name} ({len(ds.groups)} groups)", len(paths))
     loader = make_loader(CleanImages(paths, cfg.resize, cfg.crop, rt.skip_bad), session.workers, rt.batch_size,
                          collate_clean, device=session.device, batch_bytes=image_batch_bytes(rt.batch_size, cfg.crop))
-    for idx, views, bad in loader:
-        touched = set()
-        for j in bad:
-            skipped.append(str(paths[j].relative_to(ds.root)))
-            remaining[owner[j]] -= 1
-            touched.add(owner[j])
-        if views is not None:
-            z = whitening.whiten(extractor(views, files=lambda idx=idx: [paths[j] for j in idx.tolist()]))
-            for j, row in zip(idx.tolist(), z):
-                feats[owner[j]].append(row)
+    watch = extractor.check()
+    error: str | None = None
+    try:
+        for idx, views, bad in loader:
+            touched = set()
+            for j in bad:
+                skipped.append(str(paths[j].relative_to(ds.root)))
                 remaining[owner[j]] -= 1
                 touched.add(owner[j])
-        for gi in sorted(touched):
-            if remaining[gi] == 0:  # the group is complete: metrics, then free its views
-                views_g = feats.pop(gi)
-                if len(views_g) >= 2:
-                    s, d = group_metrics(torch.stack(views_g))
-                    local.append((gi, len(views_g), s, d))
-                else:
-                    local.append((gi, len(views_g), None, None))
-        progress(len(idx) + len(bad))
+            if views is not None:
+                f = extractor.forward(views)
+                watch.add(f, lambda idx=idx: [paths[j] for j in idx.tolist()])
+                z = whitening.whiten(f)
+                for j, row in zip(idx.tolist(), z):
+                    feats[owner[j]].append(row)
+                    remaining[owner[j]] -= 1
+                    touched.add(owner[j])
+            for gi in sorted(touched):
+                if remaining[gi] == 0:  # the group is complete: metrics, then free its views
+                    views_g = feats.pop(gi)
+                    if len(views_g) >= 2:
+                        s, d = group_metrics(torch.stack(views_g))
+                        local.append((gi, len(views_g), s, d))
+                    else:
+                        local.append((gi, len(views_g), None, None))
+            progress(len(idx) + len(bad))
+        watch.done()  # before any metric leaves this rank
+    except NonFiniteError as exc:
+        if not world.is_distributed:
+            raise
+        error = str(exc)
     per_group: list[tuple[int, float | None, float | None]] = [(0, None, None)] * len(ds.groups)
     bad_all: list[str] = []
-    for part, bad_part in distributed.all_gather_objects(world, (local, skipped)):
+    gathered = distributed.all_gather_objects(world, (local, skipped, error))
+    if errors := [e for _, _, e in gathered if e is not None]:
+        raise NonFiniteError(errors[0])
+    for part, bad_part, _ in gathered:
         for gi, k, s, d in part:
             per_group[gi] = (k, s, d)
         bad_all += bad_part

@@ -11,6 +11,8 @@
   with variance below ``rtol * lambda_max`` (a cutoff per precision) are dropped
   (pseudo-inverse), a warning is issued and what was dropped is recorded (the
   reference adds 1e-10 I for the random model only and crashes otherwise).
+- ``pool_whitening``: the whitening is computed once, on rank 0 and on the model's
+  device (a float64 ``eigh``), and broadcast to the other ranks (``share_whitening``).
 - ``pair_metrics``: Mahalanobis distance and whitened cosine similarity between paired
   rows, one matrix product per batch.
 - ``pool_statistics``: the model's feature statistics over a pool, cached. The cache key
@@ -194,12 +196,24 @@ def whitening_from_stats(
         "condition_number": (top / smallest) if smallest > 0 else math.inf,
     }
     if degenerate:
-        W = torch.eye(cov.shape[0], dtype=torch.float64)
+        W = torch.eye(cov.shape[0], dtype=torch.float64, device=cov.device)
     else:
         keep = ~low
         W = evecs[:, keep] * evals[keep].rsqrt()  # V_k diag(lambda_k^-1/2): W W^T = pinv(Sigma)
     P = W @ W.T
-    return Whitening(mu=mean.to(torch.float64), P=P, W=W, regularisation=reg)
+    return Whitening(mu=mean.to(cov.device, torch.float64), P=P, W=W, regularisation=reg)
+
+
+def share_whitening(world: World, whitening: Whitening | None) -> Whitening:
+    """Rank 0's ``whitening`` on every rank (the others pass None), on the CPU: tensors
+    are broadcast as tensors, so the eigendecomposition is done once, not once per rank."""
+    if not world.is_distributed:
+        return whitening
+    main = world.is_main
+    reg = distributed.broadcast_object(world, whitening.regularisation if main else None)
+    mu, P, W = (distributed.broadcast_tensor(world, getattr(whitening, name).cpu() if main else None)
+                for name in ("mu", "P", "W"))
+    return Whitening(mu=mu, P=P, W=W, regularisation=reg)
 
 
 def regularisation_warning(reg: dict[str, Any], option: str = "--data") -> str | None:
@@ -303,7 +317,9 @@ def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, 
                    rt, session, reporter, option: str = "--data") -> tuple[Whitening, dict[str, Any]]:
     """The whitening of the model's features over ``pool`` (statistics cached; computed
     with the run's settings ``rt`` and ``session``), warning when it had to be regularised
-    (``option`` names the pool's option). Returns it with the statistics' record."""
+    (``option`` names the pool's option). Returns it, on the model's device, with the
+    statistics' record. The eigendecomposition runs once, on rank 0 and on the model's
+    device; the other ranks receive its result (``share_whitening``)."""
     world = session.world
     stats, info = pool_statistics(
         extractor, model_identity, pool,
@@ -311,13 +327,22 @@ def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, 
         batch_size=rt.batch_size, workers=session.workers, cache_root=rt.cache_dir, world=world,
         progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
     )
-    whitening = whitening_from_stats(stats.mean, stats.covariance(), stats.n, precision=rt.precision)
+    device = extractor.device
+    whitening = None
+    if world.is_main:
+        whitening = whitening_from_stats(stats.mean.to(device), stats.covariance().to(device), stats.n,
+                                         precision=rt.precision)
+    whitening = share_whitening(world, whitening).to(device)
     if (msg := regularisation_warning(whitening.regularisation, option)) is not None:
         reporter.warn(msg)
     return whitening, info
 
 
 def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress):
+    """Statistics of this rank's shard, accumulated beside the model (features never
+    leave the device), merged across ranks. Non-finite features stop every rank."""
+    from sslinv.errors import NonFiniteError
+
     mine = list(distributed.shard(len(pool), world))
     if progress:
         progress(0)  # the bar appears now (cached statistics show none)
@@ -326,19 +351,30 @@ def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world
                          batch_bytes=image_batch_bytes(batch_size, crop))
     local: RunningStats | None = None
     bad: list[int] = []
-    for _idx, views, bad_j in loader:
-        bad += [mine[j] for j in bad_j]
-        if views is not None:
-            feats = extractor(views, files=lambda idx=_idx: [pool.files[mine[j]] for j in idx.tolist()])
-            if local is None:
-                local = RunningStats(feats.shape[1])
-            local.update(feats)
-        if progress:
-            progress(len(_idx) + len(bad_j))
-    parts = distributed.all_gather_objects(world, (local.state() if local else None, bad))
+    watch = extractor.check()
+    error: str | None = None
+    try:
+        for _idx, views, bad_j in loader:
+            bad += [mine[j] for j in bad_j]
+            if views is not None:
+                feats = extractor.forward(views)
+                watch.add(feats, lambda idx=_idx: [pool.files[mine[j]] for j in idx.tolist()])
+                if local is None:
+                    local = RunningStats(feats.shape[1], device=extractor.device)
+                local.update(feats)
+            if progress:
+                progress(len(_idx) + len(bad_j))
+        watch.done()  # before the statistics leave this rank
+    except NonFiniteError as exc:
+        if not world.is_distributed:
+            raise
+        error, local = str(exc), None
+    parts = distributed.all_gather_objects(world, (local.state() if local else None, bad, error))
+    if errors := [e for _, _, e in parts if e is not None]:
+        raise NonFiniteError(errors[0])
     total: RunningStats | None = None
     skipped: list[int] = []
-    for state, b in parts:  # merged in rank order: identical on every rank
+    for state, b, _ in parts:  # merged in rank order: identical on every rank
         skipped += b
         if state is None:
             continue
