@@ -139,13 +139,13 @@ def test_family_batches_fill_forward_batches_across_images(image_folder):
     ids = [0, 5, 9]
     files = [pool.path(i) for i in ids]
     batches = list(_views().family_batches(files, [10, 11, 12], ids, "deform", params, seed=1))
-    assert [len(r) for r, _, _ in batches] == [4, 4, 1]  # 3 images x 3 views
-    rows = torch.cat([r for r, _, _ in batches]).tolist()
-    ps = torch.cat([p for _, p, _ in batches]).tolist()
+    assert [len(r) for r, _, _, _ in batches] == [4, 4, 1]  # 3 images x 3 views
+    rows = torch.cat([r for r, _, _, _ in batches]).tolist()
+    ps = torch.cat([p for _, p, _, _ in batches]).tolist()
     assert list(zip(rows, ps)) == [(r, p) for r in (10, 11, 12) for p in range(3)]
     from sslinv.data.folder import load_rgb
 
-    views = torch.cat([v for _, _, v in batches])
+    views = torch.cat([v for _, _, v, _ in batches])
     want = render_views("deform", image_tensor(load_rgb(files[1])), params, 40, 32,
                         seed=[view_seed(1, 5, p) for p in range(3)])
     assert torch.equal(views[3:6], want)

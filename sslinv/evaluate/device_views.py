@@ -13,7 +13,7 @@ does.
 
 The batches have the PIL loaders' shapes, so ``synthetic.py`` consumes both alike:
 clean batches ``(idx, views or None, bad)`` as ``features.collate_clean`` makes them,
-family batches ``(rows, params, views)`` as ``ViewChunks`` yields them.
+family batches ``(rows, params, views, same)`` as ``ViewChunks`` yields them.
 """
 
 from __future__ import annotations
@@ -134,11 +134,14 @@ class DeviceViews:
             yield torch.empty(0, dtype=torch.long), None, bad
 
     def family_batches(self, files: Sequence[Path], rows: Sequence[int], image_ids: Sequence[int], family: str,
-                       params: Sequence[dict[str, Any]], seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """``(rows, params, uint8 views)`` batches: every parameter of each of ``files``
-        (``rows[i]`` and pool index ``image_ids[i]`` belong to ``files[i]``). An
-        unreadable image under ``skip_bad`` is left out."""
-        from sslinv.transforms.device import chunk_for, render_views
+                       params: Sequence[dict[str, Any]], seed: int, identity: int | None = None,
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``(rows, params, uint8 views, same)`` batches: every parameter of each of
+        ``files`` (``rows[i]`` and pool index ``image_ids[i]`` belong to ``files[i]``). An
+        unreadable image under ``skip_bad`` is left out. ``same`` flags the view of
+        parameter ``identity`` where it equals the clean view byte for byte, as
+        ``features.ViewChunks`` does."""
+        from sslinv.transforms.device import chunk_for, clean_view, render_views
 
         k = len(params)
 
@@ -151,6 +154,10 @@ class DeviceViews:
                     ps = list(range(s, min(s + self.batch_size, k)))
                     views = render_views(family, image, [params[p] for p in ps], self.resize, self.crop,
                                          seed=[view_seed(seed, int(image_ids[i]), p) for p in ps], chunk=chunk)
-                    yield torch.full((len(ps),), int(rows[i]), dtype=torch.long), torch.tensor(ps), views
+                    same = torch.zeros(len(ps), dtype=torch.bool)
+                    if identity in ps:
+                        q = ps.index(identity)
+                        same[q] = torch.equal(views[q], clean_view(image, self.resize, self.crop))
+                    yield torch.full((len(ps),), int(rows[i]), dtype=torch.long), torch.tensor(ps), views, same
 
         yield from rebatch(pieces(), self.batch_size)

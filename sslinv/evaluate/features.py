@@ -193,10 +193,14 @@ class FamilyView:
 
 
 class ViewChunks(Dataset):
-    """Item ``c`` is a chunk of consecutive (row, param) tasks, rendered as uint8 views.
+    """Item ``c`` is a chunk of consecutive (row, param) tasks, rendered as uint8 views:
+    ``(rows, params, views, same)``.
 
     Each distinct image of a chunk is decoded once; chunks have at most ``chunk``
-    views, so memory does not grow with the number of parameters ``k``.
+    views, so memory does not grow with the number of parameters ``k``. ``same`` flags
+    the views equal, byte for byte, to the image's clean view: only the parameter
+    ``identity`` (a family's identity element, e.g. rotation by 0) is compared, and its
+    features are then the clean features, so the model need not see it again.
     """
 
     def __init__(
@@ -207,27 +211,44 @@ class ViewChunks(Dataset):
         render: Callable,
         chunk: int,
         seed: int,
+        identity: int | None = None,
+        clean: Callable | None = None,
     ):
         self.pool, self.image_ids = pool, list(image_ids)
         self.tasks = list(tasks)
         self.render, self.chunk, self.seed = render, chunk, seed
+        self.identity, self.clean = identity, clean
 
     def __len__(self) -> int:
         return (len(self.tasks) + self.chunk - 1) // self.chunk
 
     def __getitem__(self, c: int):
         part = self.tasks[c * self.chunk : (c + 1) * self.chunk]
-        views, rows, params = [], [], []
+        views, rows, params, same = [], [], [], []
         current, img = None, None
         for row, p in part:
             if row != current:
                 current, img = row, load_rgb(self.pool.path(self.image_ids[row]))
             # Per-view seed from (image id, parameter): identical for any sharding.
             seed = (self.seed * 1_000_003 + self.image_ids[row]) * 4099 + p
-            views.append(self.render(img, p, seed))
+            view = self.render(img, p, seed)
+            views.append(view)
             rows.append(row)
             params.append(p)
-        return torch.tensor(rows), torch.tensor(params), torch.stack(views)
+            same.append(p == self.identity and self.clean is not None and torch.equal(view, self.clean(img)))
+        return torch.tensor(rows), torch.tensor(params), torch.stack(views), torch.tensor(same, dtype=torch.bool)
+
+
+class CleanView:
+    """``clean(img)``: the clean view (a picklable callable for ``ViewChunks``)."""
+
+    def __init__(self, resize: int, crop: int):
+        self.resize, self.crop = resize, crop
+
+    def __call__(self, img) -> torch.Tensor:
+        from sslinv.transforms import clean_view
+
+        return clean_view(img, self.resize, self.crop)
 
 
 # ---------------------------------------------------------------- feature cache

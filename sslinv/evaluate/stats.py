@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,17 +285,23 @@ def pool_statistics(
     cache_root: Path,
     world: World,
     progress: Progress | None = None,
+    keep: Collection[int] = (),
+    kept: dict[int, torch.Tensor] | None = None,
 ) -> tuple[RunningStats, dict[str, Any]]:
     """Mean and covariance of the model's features over every pool image, cached.
 
     Returns the statistics and a record for the result file (cache path, hit or miss,
-    images used and skipped). All ranks return the same statistics.
+    images used and skipped). All ranks return the same statistics. When they are
+    computed in this call, the features of the pool images ``keep`` that this rank
+    embedded are put into ``kept`` (pool index -> float32 feature on the device,
+    checked finite), so a caller needing them need not embed those images again.
     """
     key = stats_key(model_identity, pool, resize, crop, precision, skip_bad, device=extractor.device.type)
     path = paths.stats_dir(cache_root, model_identity["spec"]) / f"{cache.key_hash(key)}.pt"
 
     def compute() -> tuple[RunningStats, list[str]]:
-        return _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress)
+        return _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress,
+                        set(keep), kept)
 
     def save(value: tuple[RunningStats, list[str]], p: Path) -> None:
         stats, skipped = value
@@ -314,18 +320,21 @@ def pool_statistics(
 
 
 def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, *, resize: int, crop: int,
-                   rt, session, reporter, option: str = "--data") -> tuple[Whitening, dict[str, Any]]:
+                   rt, session, reporter, option: str = "--data", keep: Collection[int] = (),
+                   kept: dict[int, torch.Tensor] | None = None) -> tuple[Whitening, dict[str, Any]]:
     """The whitening of the model's features over ``pool`` (statistics cached; computed
     with the run's settings ``rt`` and ``session``), warning when it had to be regularised
     (``option`` names the pool's option). Returns it, on the model's device, with the
     statistics' record. The eigendecomposition runs once, on rank 0 and on the model's
-    device; the other ranks receive its result (``share_whitening``)."""
+    device; the other ranks receive its result (``share_whitening``). ``keep``/``kept``:
+    as in ``pool_statistics``."""
     world = session.world
     stats, info = pool_statistics(
         extractor, model_identity, pool,
         resize=resize, crop=crop, precision=rt.precision, skip_bad=rt.skip_bad,
         batch_size=rt.batch_size, workers=session.workers, cache_root=rt.cache_dir, world=world,
         progress=lazy_task(reporter, f"statistics over {len(pool)} images", -(-len(pool) // world.world_size)),
+        keep=keep, kept=kept,
     )
     device = extractor.device
     whitening = None
@@ -338,9 +347,11 @@ def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, 
     return whitening, info
 
 
-def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress):
+def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress,
+             keep: set[int] = frozenset(), kept: dict[int, torch.Tensor] | None = None):
     """Statistics of this rank's shard, accumulated beside the model (features never
-    leave the device), merged across ranks. Non-finite features stop every rank."""
+    leave the device), merged across ranks. Non-finite features stop every rank. The
+    features of the pool images ``keep`` go into ``kept`` once checked."""
     from sslinv.errors import NonFiniteError
 
     mine = list(distributed.shard(len(pool), world))
@@ -353,6 +364,7 @@ def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world
     bad: list[int] = []
     watch = extractor.check()
     error: str | None = None
+    mine_kept: dict[int, torch.Tensor] = {}
     try:
         for _idx, views, bad_j in loader:
             bad += [mine[j] for j in bad_j]
@@ -362,9 +374,14 @@ def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world
                 if local is None:
                     local = RunningStats(feats.shape[1], device=extractor.device)
                 local.update(feats)
+                if keep:
+                    mine_kept.update((mine[j], feats[r].clone()) for r, j in enumerate(_idx.tolist())
+                                     if mine[j] in keep)
             if progress:
                 progress(len(_idx) + len(bad_j))
-        watch.done()  # before the statistics leave this rank
+        watch.done()  # before the statistics (or any kept feature) leave this rank
+        if kept is not None:
+            kept.update(mine_kept)
     except NonFiniteError as exc:
         if not world.is_distributed:
             raise

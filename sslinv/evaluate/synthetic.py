@@ -28,7 +28,7 @@ from sslinv.data.pool import resolve_pool
 from sslinv.errors import UsageError
 from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
 from sslinv.evaluate.device_views import RENDERS, DeviceViews
-from sslinv.evaluate.features import CleanImages, Extractor, FamilyView, ViewChunks, collate_clean
+from sslinv.evaluate.features import CleanImages, CleanView, Extractor, FamilyView, ViewChunks, collate_clean
 from sslinv.evaluate.stats import Whitening, pair_metrics, pool_whitening
 from sslinv.numerics import finite_or_none as _finite_or_none  # JSON has no NaN: null
 from sslinv.reporting import Reporter
@@ -113,11 +113,14 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
 
     # -- statistics pool -----------------------------------------------------------
     pool = resolve_pool(cfg.data, rt.cache_dir, rt.data_root, world, reporter)
-    whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.resize, crop=cfg.crop,
-                                           rt=rt, session=session, reporter=reporter)
-    whitening = whitening.to(session.device)  # metrics are computed beside the model
-
     ids = sample_images(len(pool), cfg.num_images, cfg.seed)
+    # A statistics pass made now embeds the sampled images' clean views too (PIL's, the
+    # same pipeline): their features are kept, not computed twice.
+    kept: dict[int, torch.Tensor] = {}
+    whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.resize, crop=cfg.crop,
+                                           rt=rt, session=session, reporter=reporter,
+                                           keep=ids.tolist() if cfg.render == "pil" else (), kept=kept)
+    whitening = whitening.to(session.device)  # metrics are computed beside the model
     base = {
         "protocol": PROTOCOL_VERSION,
         "command": "synthetic",
@@ -140,10 +143,12 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         tasks.append(Task(fam.name, {**base, "transform": fam.name, "k": grid.k}, (fam, grid)))
 
     def compute(todo: list[Task]):
-        # -- clean features of the sampled images (this rank's shard) ---------------
-        rows_mine = list(distributed.shard(len(ids), world))
+        # -- clean features of the sampled images (this rank's share) ---------------
+        # A row goes to the rank that embedded its image in the statistics pass (pool
+        # indices are sharded the same way), so kept features are found where needed.
+        rows_mine = [r for r in range(len(ids)) if int(ids[r]) % world.world_size == world.rank]
         z_clean, bad_rows = _clean_features(
-            extractor, pool, ids, rows_mine, whitening, cfg, session.workers,
+            extractor, pool, ids, rows_mine, whitening, cfg, session.workers, kept,
             reporter.task(f"clean views of {len(ids)} images", len(rows_mine)),
         )
         good_rows = [r for r in rows_mine if r not in bad_rows]
@@ -169,8 +174,16 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
     return reuse_or_compute(rt, session, "synthetic", tasks, TransformResult, compute)
 
 
-def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, workers, progress):
-    """Whitened clean features of this rank's rows, as a dict row -> z (float64)."""
+def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, workers, kept, progress):
+    """Whitened clean features of this rank's rows, as a dict row -> z (float64, on the
+    device); ``kept`` holds raw features of some of their images (pool index -> feature),
+    which are used as they are."""
+    z: dict[int, torch.Tensor] = {}
+    for r in rows:
+        if (f := kept.get(int(ids[r]))) is not None:
+            z[r] = whitening.whiten(f.unsqueeze(0))[0]
+    progress(len(z))
+    rows = [r for r in rows if r not in z]
     files = [pool.path(int(ids[r])) for r in rows]
     if cfg.render == "device":
         batches = _device_views(cfg, workers, extractor.device).clean_batches(files)
@@ -178,45 +191,64 @@ def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, worke
         batches = make_loader(CleanImages(files, cfg.resize, cfg.crop, cfg.runtime.skip_bad), workers,
                               cfg.runtime.batch_size, collate_clean, device=extractor.device,
                               batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
-    z: dict[int, torch.Tensor] = {}
     bad: set[int] = set()
+    watch = extractor.check()
     for idx, views, bad_j in batches:
         bad.update(rows[j] for j in bad_j)
         if views is not None:
-            zs = whitening.whiten(extractor(views, on_device=True,
-                                            files=lambda idx=idx: [files[j] for j in idx.tolist()]))
-            for j, zrow in zip(idx.tolist(), zs):
+            feats = extractor.forward(views)
+            watch.add(feats, lambda idx=idx: [files[j] for j in idx.tolist()])
+            for j, zrow in zip(idx.tolist(), whitening.whiten(feats)):
                 z[rows[j]] = zrow
         progress(len(idx) + len(bad_j))
+    watch.done()
     return z, bad
 
 
 def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, cfg, workers, world, progress):
-    """(num_images x k) distance and similarity matrices (NaN where skipped), on every rank."""
+    """(num_images x k) distance and similarity matrices (NaN where skipped), on every rank.
+
+    A view equal to its clean view byte for byte (flagged by the renderer for a family's
+    identity element, e.g. rotation by 0) takes the clean features: distance 0,
+    similarity 1, with no forward pass.
+    """
     if cfg.render == "device":
         batches = _device_views(cfg, workers, extractor.device).family_batches(
-            [pool.path(int(ids[r])) for r in rows], rows, [int(ids[r]) for r in rows], fam.name, grid.params, cfg.seed)
+            [pool.path(int(ids[r])) for r in rows], rows, [int(ids[r]) for r in rows], fam.name, grid.params, cfg.seed,
+            grid.identity)
     else:
         tasks = [(r, p) for r in rows for p in range(grid.k)]
         render = FamilyView(fam, grid.params, cfg.resize, cfg.crop)
-        dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed)
+        dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed,
+                             identity=grid.identity, clean=CleanView(cfg.resize, cfg.crop))
         batches = make_loader(dataset, workers, None, device=extractor.device,
                               batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
     n, k = len(ids), grid.k
     D_local, S_local, done = [], [], []
-    for row_t, param_t, views in batches:
-        zb = whitening.whiten(extractor(views, on_device=True, files=lambda rows=row_t: [
-            f"{pool.files[ids[r]]} ({fam.name} view)" for r in rows.tolist()]))
+    watch = extractor.check()
+    for row_t, param_t, views, same in batches:
         za = torch.stack([z_clean[r] for r in row_t.tolist()])
+        todo = ~same
+        if bool(todo.all()):
+            feats, files = extractor.forward(views), row_t
+        else:
+            feats, files = extractor.forward(views[todo]), row_t[todo]
+        watch.add(feats, lambda rows=files: [f"{pool.files[ids[r]]} ({fam.name} view)" for r in rows.tolist()])
+        zb = whitening.whiten(feats)
+        if not bool(todo.all()):
+            zb_all = za.clone()
+            zb_all[todo.to(za.device)] = zb
+            zb = zb_all
         dist, sim = pair_metrics(za, zb)
         done.append(row_t * k + param_t)
-        D_local.append(dist.cpu())
-        S_local.append(sim.cpu())
+        D_local.append(dist)
+        S_local.append(sim)
         progress(len(row_t))
+    watch.done()  # before any number leaves this rank
     local = (
         torch.cat(done) if done else torch.empty(0, dtype=torch.long),
-        torch.cat(D_local) if D_local else torch.empty(0, dtype=torch.float64),
-        torch.cat(S_local) if S_local else torch.empty(0, dtype=torch.float64),
+        torch.cat(D_local).cpu() if D_local else torch.empty(0, dtype=torch.float64),
+        torch.cat(S_local).cpu() if S_local else torch.empty(0, dtype=torch.float64),
     )
     D = torch.full((n * k,), math.nan, dtype=torch.float64)
     S = torch.full((n * k,), math.nan, dtype=torch.float64)
