@@ -36,7 +36,8 @@ def synthetic(
     k: Annotated[
         Optional[int],
         typer.Option("--k", min=2, help="Coarsen each grid to about k parameter values (at least 2; two-valued "
-                     "families stay at 2) \\[default: the paper's, 256 for most].",
+                     "families stay at 2; translation and shear take floor(sqrt(k))^2, resized_crop "
+                     "floor(k^(1/4))^4: one crop below k = 16) \\[default: the paper's, 256 for most].",
                      show_default=False, rich_help_panel=o.RUN),
     ] = None,
     data: Annotated[
