@@ -1,37 +1,40 @@
 """Exact shortcuts for rendering many views of one image on PIL (``Family.views``).
 
-Every shortcut here gives the bytes the one-view-per-call path (``Family.view``:
-torchvision's functionals on PIL, then ``Resize`` + ``CenterCrop``) gives; the views of
-the paper depend on them. What makes them exact is Pillow's own arithmetic (Pillow 13,
-``libImaging/Resample.c`` and ``Geometry.c``), reproduced here where a decision needs it:
+Every shortcut gives the bytes of the one-view-per-call path (``Family.view``:
+torchvision's functionals on PIL, then ``Resize`` + ``CenterCrop``), on which the
+paper's numbers rest. They follow from Pillow's own arithmetic (``libImaging/Resample.c``
+and ``Geometry.c``, unchanged in this respect from Pillow 9 to 13), reproduced here
+wherever a decision depends on it:
 
-- **The resize reads little of its input.** Only the centre crop of the resized image is
-  kept, and each output pixel of Pillow's two-pass antialiased resize (horizontal pass,
-  8-bit rounding, vertical pass) is a weighted sum of a few input pixels with integer
-  weights (``precompute_coeffs`` in double precision, then 22-bit integers). ``_coeffs``
-  computes those integers with the same double operations in the same order. So only
-  the source rows and columns the crop reads are rendered (the warp of the other pixels
-  is skipped), the horizontal pass runs on the rows the crop needs and the vertical pass
-  on the crop's columns. An axis can even be resampled as a sub-box
-  (``Image.resize(..., box=...)``) when the integers of the boxed call equal those of the
-  full one, compared in full before use (``axis_plan``). Pillow passes box edges as
-  float32, so this holds when the scale is a short binary fraction (the shorter side at
-  resize 256 or 128: 375 / 256); the other axes keep the full-width pass.
-- **Pillow's nearest-neighbour affine warp is 16.16 fixed point**
-  (``affine_fixed``): source column ``(FIX(c + a/2 + b/2) + x FIX(a) + y FIX(b)) >> 16``.
-  A sub-canvas starting at (ox, oy) gets the same integers when its constant is chosen so
-  that ``FIX(c' + a/2 + b/2) = FIX(c + a/2 + b/2) + ox FIX(a) + oy FIX(b)`` (checked in
-  Python before use; otherwise the full warp is made and cropped).
-- **Flips commute with the resize** when the integer weights are mirror-symmetric
-  (checked per size, ``mirror_symmetric``): the flipped view is then a flipped window of
-  the clean resize, so ``h_flip``/``v_flip`` share one resize.
-- ``translation`` resizes once and warps only the crop window; ``resized_crop`` shares the
-  horizontal pass between views with the same column box.
+- **The centre crop reads a window of the image.** Each output pixel of Pillow's
+  antialiased two-pass resize (horizontal pass, rounding to 8 bits, vertical pass) is a
+  sum of a few input pixels times integer weights: ``precompute_coeffs`` in double
+  precision (``pil_weights`` repeats the same operations in the same order; the test
+  suite compares it with Pillow's own weights, read from a 32-bit resize of an
+  identity image), then ``trunc(k * 2^22 + 0.5)``. So only the window of the
+  transformed image the crop reads is rendered (the warp of the other pixels is
+  skipped); the horizontal pass runs on the window's rows only and the vertical pass on
+  the crop's columns (``Resampler``).
+- **A sub-box resize along an axis** (``Image.resize(..., box=...)``) replaces the full
+  pass when its integer weights equal the full pass's, compared in full per image size
+  (``axis_plan``, ``_same_integers``). Pillow takes box edges as float32, so this holds
+  when the scale is a short binary fraction, as on the shorter side at resize 256 or 128
+  (375 / 256); other axes keep their full pass, whose cost sets the floor.
+- **Pillow's nearest-neighbour affine warp is 16.16 fixed point** (``affine_fixed``):
+  source column ``(FIX(c + a/2 + b/2) + x FIX(a) + y FIX(b)) >> 16``. A window starting at
+  (ox, oy) gets the same integers when its constant c' satisfies
+  ``FIX(c' + a/2 + b/2) = FIX(c + a/2 + b/2) + ox FIX(a) + oy FIX(b)``
+  (``shifted_matrix``; else the full warp is made and cut).
+- **Flips commute with the resize** when the integer weights read backwards are the
+  same (``mirror_symmetric``, true for every size we tried): the flipped view is a
+  mirrored window of the clean resize, so ``h_flip``/``v_flip`` resize once.
+- ``translation`` resizes once and warps only the crop window; ``resized_crop`` shares
+  the horizontal pass between views with the same column box.
 
-Anything outside these conditions (a crop larger than the resized image, Pillow's
-float warp path, a weight table that differs) takes the one-view path, so the result
-never depends on which route was taken. tests/test_render_batch.py compares bytes over
-many image sizes.
+Geometries outside these conditions (a crop larger than the resized image, Pillow's
+float warp path or pure-scaling warp) take the one-view path, so a result never depends
+on the route. tests/test_render_batch.py compares bytes over many image sizes and
+parameters.
 """
 
 from __future__ import annotations
@@ -85,10 +88,18 @@ def pil_weights(in_size: int, in0: float, in1: float, out_size: int) -> np.ndarr
     return dense
 
 
-def _coeffs(in_size: int, in0: float, in1: float, out_size: int) -> np.ndarray:
-    """The integer weights Pillow's 8-bit resize uses (``normalize_coeffs_8bpc``), int64."""
-    scaled = pil_weights(in_size, in0, in1, out_size) * float(1 << PRECISION_BITS)
-    return np.trunc(np.where(scaled < 0, -0.5 + scaled, 0.5 + scaled)).astype(np.int64)
+def _same_integers(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two weight tables give Pillow's 8-bit resize the same integers
+    (``normalize_coeffs_8bpc``: ``trunc(k * 2^22 + 0.5)``), with every product at least
+    1e-6 away from a rounding edge, so that last-bit differences between this double
+    arithmetic and the compiled one cannot change an integer."""
+    if a.shape != b.shape:
+        return False
+    qa, qb = a * float(1 << PRECISION_BITS) + 0.5, b * float(1 << PRECISION_BITS) + 0.5
+    if not np.array_equal(np.floor(qa), np.floor(qb)):  # weights are >= 0 for bilinear
+        return False
+    margin = min(np.abs(qa - np.round(qa)).min(initial=1.0), np.abs(qb - np.round(qb)).min(initial=1.0))
+    return bool(margin > 1e-6)
 
 
 @dataclass(frozen=True)
@@ -112,13 +123,12 @@ class AxisPlan:
 
 @lru_cache(maxsize=1024)
 def axis_plan(size: int, out: int, start: int, crop: int) -> AxisPlan:
-    full = _coeffs(size, 0.0, float(size), out)[start : start + crop]
+    full = pil_weights(size, 0.0, float(size), out)[start : start + crop]
     used = np.flatnonzero(full.any(axis=0))
     lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
     scale = Fraction(size, out)
     b0, b1 = float(start * scale - lo), float((start + crop) * scale - lo)
-    boxed = _coeffs(hi - lo, b0, b1, crop)
-    same = np.array_equal(boxed, full[:, lo:hi]) and not full[:, :lo].any() and not full[:, hi:].any()
+    same = _same_integers(pil_weights(hi - lo, b0, b1, crop), full[:, lo:hi])
     return AxisPlan(size, out, start, crop, lo, hi, (b0, b1) if same else None)
 
 
@@ -126,8 +136,8 @@ def axis_plan(size: int, out: int, start: int, crop: int) -> AxisPlan:
 def mirror_symmetric(size: int, out: int) -> bool:
     """Whether Pillow's weights for ``size -> out`` are the same read backwards, so that
     resizing a flipped image equals flipping the resized one."""
-    full = _coeffs(size, 0.0, float(size), out)
-    return bool(np.array_equal(full, full[::-1, ::-1]))
+    full = pil_weights(size, 0.0, float(size), out)
+    return _same_integers(full, full[::-1, ::-1])
 
 
 def resized_size(w: int, h: int, resize: int) -> tuple[int, int]:
@@ -135,6 +145,27 @@ def resized_size(w: int, h: int, resize: int) -> tuple[int, int]:
     if w <= h:
         return resize, int(resize * h / w)
     return int(resize * w / h), resize
+
+
+@lru_cache(maxsize=1024)
+def pass_order(w: int, h: int, out_w: int, out_h: int) -> str | None:
+    """Which pass Pillow's ``resize((out_w, out_h))`` of a ``w`` x ``h`` RGB image runs
+    first: "hv" (horizontal, then vertical) or "vh"; None if it cannot be told.
+
+    Pillow 9-12 always start with the horizontal pass; Pillow 13 starts with the
+    vertical one when the height shrinks by more than twice as many pixels as the
+    width. Rather than trust a version's rule, ask this Pillow once per size: resize a
+    noise image in one call and in each order of two one-axis calls, and compare.
+    """
+    if out_w == w or out_h == h:
+        return "hv"  # a single pass (or none): the order does not matter
+    rng = np.random.default_rng([w, h, out_w, out_h])
+    probe = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    size = (out_w, out_h)
+    ref = probe.resize(size, Image.BILINEAR).tobytes()
+    hv = probe.resize((out_w, h), Image.BILINEAR).resize(size, Image.BILINEAR).tobytes() == ref
+    vh = probe.resize((w, out_h), Image.BILINEAR).resize(size, Image.BILINEAR).tobytes() == ref
+    return None if hv == vh else "hv" if hv else "vh"
 
 
 @dataclass(frozen=True)
@@ -146,6 +177,7 @@ class Geometry:
     crop: int
     x: AxisPlan
     y: AxisPlan
+    order: str  # Pillow's pass order for this size, "hv" or "vh" (``pass_order``)
 
     @property
     def window(self) -> tuple[int, int, int, int]:
@@ -156,44 +188,59 @@ class Geometry:
 @lru_cache(maxsize=1024)
 def geometry(w: int, h: int, resize: int, crop: int) -> Geometry | None:
     """The plan for one image size; None when the crop needs padding (crop larger than
-    the resized image), which the one-view path handles."""
+    the resized image) or Pillow's pass order is unclear: the one-view path then."""
     rw, rh = resized_size(w, h, resize)
     if crop > rw or crop > rh:
         return None
+    order = pass_order(w, h, rw, rh)
+    if order is None:
+        return None
     left, top = round((rw - crop) / 2.0), round((rh - crop) / 2.0)  # torchvision's centre crop
-    return Geometry(w, h, crop, axis_plan(w, rw, left, crop), axis_plan(h, rh, top, crop))
+    return Geometry(w, h, crop, axis_plan(w, rw, left, crop), axis_plan(h, rh, top, crop), order)
 
 
 class Resampler:
     """The clean pipeline's crop x crop output from the window (``Geometry.window``) of
     a transformed image, for many views of one image size.
 
-    An axis with a box plan is resampled as a sub-box of the window; an axis without one
-    gets its full pass, on a canvas of the full length holding the window where the full
-    image has it (the pixels around it feed only outputs that are cut away, so the
-    canvases are reused between views without clearing).
+    Two one-axis resizes in Pillow's order (``Geometry.order``), each rounding to 8 bits
+    as Pillow's passes do. An axis with a box plan is resampled as a sub-box; an axis
+    without one gets its full pass on a canvas of the full length holding the window
+    where the full image has it (the pixels around it feed only outputs that are cut
+    away, so canvases are reused between views without clearing).
     """
 
     def __init__(self, g: Geometry):
         self.g = g
-        rows = g.y.hi - g.y.lo
-        self.wide = None if g.x.box else Image.new("RGB", (g.w, rows))
-        self.tall = None if g.y.box else Image.new("RGB", (g.crop, g.h))
+        self._canvases: dict[tuple[int, int], Image.Image] = {}
+
+    def _canvas(self, size: tuple[int, int]) -> Image.Image:
+        if size not in self._canvases:
+            self._canvases[size] = Image.new("RGB", size)
+        return self._canvases[size]
+
+    def _horizontal(self, im: Image.Image) -> Image.Image:
+        """Columns x.lo:x.hi in -> the crop's columns out."""
+        x, c, rows = self.g.x, self.g.crop, im.height
+        if x.box:
+            return im.resize((c, rows), Image.BILINEAR, box=(x.box[0], 0, x.box[1], rows))
+        wide = self._canvas((x.size, rows))
+        wide.paste(im, (x.lo, 0))
+        return wide.resize((x.out, rows), Image.BILINEAR).crop((x.start, 0, x.start + c, rows))
+
+    def _vertical(self, im: Image.Image) -> Image.Image:
+        """Rows y.lo:y.hi in -> the crop's rows out."""
+        y, c, cols = self.g.y, self.g.crop, im.width
+        if y.box:
+            return im.resize((cols, c), Image.BILINEAR, box=(0, y.box[0], cols, y.box[1]))
+        tall = self._canvas((cols, y.size))
+        tall.paste(im, (0, y.lo))
+        return tall.resize((cols, y.out), Image.BILINEAR).crop((0, y.start, cols, y.start + c))
 
     def __call__(self, window: Image.Image) -> Image.Image:
-        c, x, y = self.g.crop, self.g.x, self.g.y
-        rows = window.height
-        if x.box and y.box:
-            return window.resize((c, c), Image.BILINEAR, box=(x.box[0], y.box[0], x.box[1], y.box[1]))
-        if x.box:  # horizontal pass of the crop's columns only
-            inter = window.resize((c, rows), Image.BILINEAR, box=(x.box[0], 0, x.box[1], rows))
-        else:  # full-width horizontal pass, then the crop's columns
-            self.wide.paste(window, (x.lo, 0))
-            inter = self.wide.resize((x.out, rows), Image.BILINEAR).crop((x.start, 0, x.start + c, rows))
-        if y.box:
-            return inter.resize((c, c), Image.BILINEAR, box=(0, y.box[0], c, y.box[1]))
-        self.tall.paste(inter, (0, y.lo))
-        return self.tall.resize((c, y.out), Image.BILINEAR).crop((0, y.start, c, y.start + c))
+        if self.g.order == "hv":
+            return self._vertical(self._horizontal(window))
+        return self._horizontal(self._vertical(window))
 
 
 # ------------------------------------------------------------------ warps on a window
@@ -389,7 +436,8 @@ def resized_crop_views(img: Image.Image, params: Sequence[dict[str, Any]], crop:
 
     PIL crops with each box edge rounded (Python ``round``, zero padding outside), then
     resizes the box; rows are independent in the horizontal pass, so views with the
-    same columns share it, and each view's vertical pass runs on its own rows.
+    same columns share it, and each view's vertical pass runs on its own rows (boxes
+    Pillow resizes vertically first are rendered as one call each).
     """
     boxes = [
         (round(p["left"]), round(p["top"]), round(p["left"] + p["width"]), round(p["top"] + p["height"]))
@@ -397,10 +445,13 @@ def resized_crop_views(img: Image.Image, params: Sequence[dict[str, Any]], crop:
     ]
     if any(x1 <= x0 or y1 <= y0 for x0, y0, x1, y1 in boxes):
         return None
-    bands: dict[tuple[int, int], list[int]] = {}
-    for i, (x0, _, x1, _) in enumerate(boxes):
-        bands.setdefault((x0, x1), []).append(i)
     views: list[Image.Image | None] = [None] * len(boxes)
+    bands: dict[tuple[int, int], list[int]] = {}
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        if pass_order(x1 - x0, y1 - y0, crop, crop) == "hv":
+            bands.setdefault((x0, x1), []).append(i)
+        else:  # Pillow resizes this box vertically first (or the order is unclear)
+            views[i] = img.crop(boxes[i]).resize((crop, crop), Image.BILINEAR)
     for (x0, x1), members in bands.items():
         r0 = min(boxes[i][1] for i in members)
         r1 = max(boxes[i][3] for i in members)
