@@ -49,8 +49,11 @@ Deviation from the reference, for speed:
 
 ``deform`` is described in ``sslinv.transforms.elastic``; its views depend on the
 ``seed`` passed to ``view`` (use a per-image seed, e.g. the image's pool index).
-``Family.views`` builds several views of one image at once and shares work where it
-can (``translation`` resizes once). OpenCV (blur, deform) keeps its own thread pool:
+``Family.views`` builds several views of one image at once, byte-identical to stacked
+``view`` calls: for the geometric families it renders only the window of each
+transformed image the centre crop reads, resizes once for ``translation`` and the flips
+and shares horizontal passes in ``resized_crop`` (``sslinv.transforms.pil_fast``, which
+documents why each shortcut is exact). OpenCV (blur, deform) keeps its own thread pool:
 in DataLoader workers call ``cv2.setNumThreads(1)`` in ``worker_init_fn``, as torch
 does for itself.
 """
@@ -165,8 +168,8 @@ class Family:
     ) -> torch.Tensor:
         """Several views of one image stacked: uint8 (len(params), 3, crop, crop).
 
-        Same values as stacking ``view`` calls; work shared between views (the resize
-        for ``translation``) is done once.
+        The same bytes as stacking ``view`` calls, in fewer CPU seconds for the
+        geometric families (``sslinv.transforms.pil_fast``).
         """
         import torch
 

@@ -3,8 +3,9 @@
 Every shortcut gives the bytes of the one-view-per-call path (``Family.view``:
 torchvision's functionals on PIL, then ``Resize`` + ``CenterCrop``), on which the
 paper's numbers rest. They follow from Pillow's own arithmetic (``libImaging/Resample.c``
-and ``Geometry.c``, unchanged in this respect from Pillow 9 to 13), reproduced here
-wherever a decision depends on it:
+and ``Geometry.c``: the weights and the warp are computed alike from Pillow 9 to 13, the
+order of the two resize passes is not, see ``pass_order``), reproduced here wherever a
+decision depends on it:
 
 - **The centre crop reads a window of the image.** Each output pixel of Pillow's
   antialiased two-pass resize (horizontal pass, rounding to 8 bits, vertical pass) is a
@@ -31,10 +32,10 @@ wherever a decision depends on it:
 - ``translation`` resizes once and warps only the crop window; ``resized_crop`` shares
   the horizontal pass between views with the same column box.
 
-Geometries outside these conditions (a crop larger than the resized image, Pillow's
-float warp path or pure-scaling warp) take the one-view path, so a result never depends
-on the route. tests/test_render_batch.py compares bytes over many image sizes and
-parameters.
+Outside these conditions the plain route is taken: the full warp cut to the window
+(Pillow's pure-scaling or floating-point warp), the one-view path (a crop larger than
+the resized image, a pass order that cannot be told), so a result never depends on the
+route. tests/test_render_batch.py compares bytes over many image sizes and parameters.
 """
 
 from __future__ import annotations
