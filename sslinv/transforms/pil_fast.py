@@ -432,35 +432,58 @@ def translation_views(img: Image.Image, params: Sequence[dict[str, Any]], resize
 
 
 def resized_crop_views(img: Image.Image, params: Sequence[dict[str, Any]], crop: int):
-    """``FT.resized_crop(img, top, left, height, width, [crop, crop])`` for each param,
-    one horizontal pass per distinct column box; None for the one-view path.
+    """``FT.resized_crop(img, top, left, height, width, [crop, crop])`` for each param;
+    None for the one-view path.
 
     PIL crops with each box edge rounded (Python ``round``, zero padding outside), then
-    resizes the box; rows are independent in the horizontal pass, so views with the
-    same columns share it, and each view's vertical pass runs on its own rows (boxes
-    Pillow resizes vertically first are rendered as one call each).
+    resizes the box. Rows are independent in the horizontal pass and columns in the
+    vertical one, so views with the same columns share a horizontal pass, and views with
+    the same rows share a vertical pass, run once on their bands side by side (boxes
+    Pillow resizes vertically first are rendered one call each).
     """
+    import torch
+
     boxes = [
         (round(p["left"]), round(p["top"]), round(p["left"] + p["width"]), round(p["top"] + p["height"]))
         for p in params
     ]
     if any(x1 <= x0 or y1 <= y0 for x0, y0, x1, y1 in boxes):
         return None
-    views: list[Image.Image | None] = [None] * len(boxes)
-    bands: dict[tuple[int, int], list[int]] = {}
+    out = np.empty((len(boxes), 3, crop, crop), np.uint8)
+    columns: dict[tuple[int, int], list[int]] = {}
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         if pass_order(x1 - x0, y1 - y0, crop, crop) == "hv":
-            bands.setdefault((x0, x1), []).append(i)
+            columns.setdefault((x0, x1), []).append(i)
         else:  # Pillow resizes this box vertically first (or the order is unclear)
-            views[i] = img.crop(boxes[i]).resize((crop, crop), Image.BILINEAR)
-    for (x0, x1), members in bands.items():
+            _planes(out, [i], img.crop(boxes[i]).resize((crop, crop), Image.BILINEAR), crop)
+    # Horizontal passes, one per column box, over the rows its views use.
+    passed: dict[int, tuple[Image.Image, int]] = {}
+    for (x0, x1), members in columns.items():
         r0 = min(boxes[i][1] for i in members)
         r1 = max(boxes[i][3] for i in members)
         band = img.crop((x0, r0, x1, r1))
         if x1 - x0 != crop:
             band = band.resize((crop, r1 - r0), Image.BILINEAR)
-        for i in members:
-            _, y0, _, y1 = boxes[i]
-            rows = band.crop((0, y0 - r0, crop, y1 - r0))
-            views[i] = rows if y1 - y0 == crop else rows.resize((crop, crop), Image.BILINEAR)
-    return _stack(views, crop)
+        passed.update((i, (band, r0)) for i in members)
+    # Vertical passes, one per row box, on the views' rows side by side.
+    rows: dict[tuple[int, int], list[int]] = {}
+    for i in passed:
+        rows.setdefault((boxes[i][1], boxes[i][3]), []).append(i)
+    for (y0, y1), members in rows.items():
+        strip = Image.new("RGB", (crop * len(members), y1 - y0))
+        for j, i in enumerate(members):
+            band, r0 = passed[i]
+            strip.paste(band, (crop * j, r0 - y0))  # rows y0:y1 of the band; Pillow clips the rest
+        if y1 - y0 != crop:
+            strip = strip.resize((strip.width, crop), Image.BILINEAR)
+        _planes(out, members, strip, crop)
+    return torch.from_numpy(out)
+
+
+def _planes(out: np.ndarray, index: list[int], strip: Image.Image, crop: int) -> None:
+    """Write views lying side by side in ``strip`` (crop x crop each) into
+    ``out[index]``, one band at a time."""
+    n = len(index)
+    for band, raw in enumerate("RGB"):
+        plane = np.frombuffer(strip.tobytes("raw", raw), np.uint8).reshape(crop, n, crop)
+        out[index, band] = plane.transpose(1, 0, 2)
