@@ -156,7 +156,7 @@ def test_plans():
     assert g.window == (g.x.lo, g.y.lo, g.x.hi, g.y.hi)
     assert 0 < g.x.lo < 58 * 500 / 341 and 282 * 500 / 341 < g.x.hi < 500
     assert P.geometry(300, 200, 64, 100) is None  # needs padding
-    assert P.mirror_symmetric(500, 341) and P.mirror_symmetric(375, 256)
+    assert P.mirror_symmetric(500, 341, 58, 224) and P.mirror_symmetric(375, 256, 16, 224)
     assert not P._same_integers(np.array([[0.5, 0.5]]), np.array([[0.5, 0.5 + 2**-20]]))
 
 
