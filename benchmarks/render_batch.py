@@ -8,7 +8,7 @@ Three ways to render the views of one image for one family:
 - ``Family.views``: all views of the image in one call, PIL path (the default renderer;
   its outputs are identical to the per-call ones, checked here): only the source window
   the centre crop reads is warped and resampled, ``translation`` resizes once, flips
-  share the resize, ``resized_crop`` shares horizontal passes
+  share the resize, ``resized_crop`` shares horizontal and vertical passes
   (``sslinv.transforms.pil_fast``);
 - device renderer (``sslinv.transforms.device.render_views``) run on the CPU with one
   thread: batched tensor operations (warps bit-identical to Pillow's, the resize within
