@@ -6,8 +6,10 @@ Three ways to render the views of one image for one family:
 - per call: ``Family.view`` once per parameter (what a loader doing one view per item
   would pay);
 - ``Family.views``: all views of the image in one call, PIL path (the default renderer;
-  its outputs are identical to the per-call ones, checked here); only work that does not
-  change a bit is shared (``translation`` resizes once);
+  its outputs are identical to the per-call ones, checked here): only the source window
+  the centre crop reads is warped and resampled, ``translation`` resizes once, flips
+  share the resize, ``resized_crop`` shares horizontal and vertical passes
+  (``sslinv.transforms.pil_fast``);
 - device renderer (``sslinv.transforms.device.render_views``) run on the CPU with one
   thread: batched tensor operations (warps bit-identical to Pillow's, the resize within
   one grey level on a few pixels). On a GPU this work leaves the CPU altogether.
@@ -17,6 +19,7 @@ seconds, not wall time. Prints ms per view and the ratios against per call.
 
     python benchmarks/render_batch.py                      # 4 images 500 x 375, k = 16, 256/224
     python benchmarks/render_batch.py --resize 128 --crop 112 --k 64
+    python benchmarks/render_batch.py --size 375x500 --no-device   # portrait, PIL columns only
 """
 
 from __future__ import annotations
@@ -58,13 +61,19 @@ def main() -> None:
     ap.add_argument("--resize", type=int, default=256)
     ap.add_argument("--crop", type=int, default=224)
     ap.add_argument("--repeat", type=int, default=3, help="best of this many timings")
+    ap.add_argument("--size", default="500x375", help="image width x height")
+    ap.add_argument("--families", default=",".join(GEOMETRIC), help="comma-separated family names")
+    ap.add_argument("--no-device", action="store_true", help="skip the (slow on a CPU) device renderer")
     args = ap.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
-    imgs = [photo(375, 500, i) for i in range(args.images)]
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    imgs = [photo(height, width, i) for i in range(args.images)]
     tensors = [device_render.image_tensor(im) for im in imgs]
-    print(f"{args.images} images 500 x 375, k={args.k}, {args.resize}/{args.crop} px, 1 thread; CPU ms per view")
-    print(f"{'family':14s} {'per call':>9s} {'views()':>9s} {'ratio':>6s} {'device':>9s} {'ratio':>6s}")
-    for name in GEOMETRIC:
+    print(f"{args.images} images {width} x {height}, k={args.k}, {args.resize}/{args.crop} px, 1 thread; "
+          "CPU ms per view")
+    print(f"{'family':14s} {'per call':>9s} {'views()':>9s} {'ratio':>6s}" + ("" if args.no_device else
+          f" {'device':>9s} {'ratio':>6s}"))
+    for name in args.families.split(","):
         fam = get_family(name)
         params = fam.grid(args.k, args.resize, args.crop).params
         n = len(imgs) * len(params)
@@ -81,9 +90,12 @@ def main() -> None:
                     for i, t in enumerate(tensors)]
 
         assert all(torch.equal(a, b) for a, b in zip(per_call(), batched())), name  # identical outputs
-        t_one, t_views, t_dev = (cpu_seconds(f, args.repeat) for f in (per_call, batched, device))
-        print(f"{name:14s} {1000 * t_one / n:9.3f} {1000 * t_views / n:9.3f} {t_one / t_views:5.2f}x "
-              f"{1000 * t_dev / n:9.3f} {t_one / t_dev:5.2f}x")
+        t_one, t_views = cpu_seconds(per_call, args.repeat), cpu_seconds(batched, args.repeat)
+        line = f"{name:14s} {1000 * t_one / n:9.3f} {1000 * t_views / n:9.3f} {t_one / t_views:5.2f}x"
+        if not args.no_device:
+            t_dev = cpu_seconds(device, args.repeat)
+            line += f" {1000 * t_dev / n:9.3f} {t_one / t_dev:5.2f}x"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,11 @@ Deviation from the reference, for speed:
 
 ``deform`` is described in ``sslinv.transforms.elastic``; its views depend on the
 ``seed`` passed to ``view`` (use a per-image seed, e.g. the image's pool index).
-``Family.views`` builds several views of one image at once and shares work where it
-can (``translation`` resizes once). OpenCV (blur, deform) keeps its own thread pool:
+``Family.views`` builds several views of one image at once, byte-identical to stacked
+``view`` calls: for the geometric families it renders only the window of each
+transformed image the centre crop reads, resizes once for ``translation`` and the flips
+and shares horizontal passes in ``resized_crop`` (``sslinv.transforms.pil_fast``, which
+documents why each shortcut is exact). OpenCV (blur, deform) keeps its own thread pool:
 in DataLoader workers call ``cv2.setNumThreads(1)`` in ``worker_init_fn``, as torch
 does for itself.
 """
@@ -103,8 +106,9 @@ class Grid:
 GridFn = Callable[[int, int, int], "tuple[list[dict[str, Any]], list[Any], int | None]"]
 # A view function takes (rgb_img, param, resize, crop, seed) -> uint8 tensor (3, crop, crop).
 ViewFn = Callable[["Image.Image", "dict[str, Any]", int, int, int], "torch.Tensor"]
-# A batch function takes (rgb_img, params, resize, crop, seed) -> list of such tensors.
-BatchFn = Callable[["Image.Image", "Sequence[dict[str, Any]]", int, int, int], "list[torch.Tensor]"]
+# A batch function takes (rgb_img, params, resize, crop, seed) -> the stacked views
+# (N, 3, crop, crop), a list of (3, crop, crop) views, or None to use the view function.
+BatchFn = Callable[["Image.Image", "Sequence[dict[str, Any]]", int, int, int], "torch.Tensor | list | None"]
 
 
 @dataclass(frozen=True)
@@ -164,19 +168,18 @@ class Family:
     ) -> torch.Tensor:
         """Several views of one image stacked: uint8 (len(params), 3, crop, crop).
 
-        Same values as stacking ``view`` calls; work shared between views (the resize
-        for ``translation``) is done once.
+        The same bytes as stacking ``view`` calls, in fewer CPU seconds for the
+        geometric families (``sslinv.transforms.pil_fast``).
         """
         import torch
 
         img = _rgb(img)
-        if self.apply_batch is not None:
-            out = self.apply_batch(img, params, resize, crop, seed)
-        else:
-            out = [self.apply(img, p, resize, crop, seed) for p in params]
-        if not out:
+        if not params:
             return torch.empty((0, 3, crop, crop), dtype=torch.uint8)
-        return torch.stack(out)
+        out = self.apply_batch(img, params, resize, crop, seed) if self.apply_batch is not None else None
+        if out is None:  # no batch function, or this geometry needs the one-view path
+            out = [self.apply(img, p, resize, crop, seed) for p in params]
+        return out if isinstance(out, torch.Tensor) else torch.stack(out)
 
 
 def _check_sizes(resize: int, crop: int) -> None:
@@ -318,14 +321,48 @@ def _translation_view(img, p, resize, crop, seed):
 
 
 def _translation_batch(img, params, resize, crop, seed):
-    resized = resize_shorter(img, resize)  # once for all shifts
-    return [_translate_resized(resized, p, crop) for p in params]
+    from sslinv.transforms import pil_fast
+
+    return pil_fast.translation_views(img, params, resize, crop)
 
 
 def _affine_view(img, p, resize, crop, seed):
     import torchvision.transforms.functional as FT
 
     return finish(FT.affine(img, **p), resize, crop)
+
+
+# Batch functions: the same bytes as the view functions, sharing or skipping work
+# (sslinv.transforms.pil_fast); None hands a geometry they do not cover back to them.
+
+
+def _rotation_batch(img, params, resize, crop, seed):
+    from sslinv.transforms import pil_fast
+
+    ops = [pil_fast.rotate_op(p["angle"], img.width, img.height) for p in params]
+    return pil_fast.windowed_views(img, ops, resize, crop)
+
+
+def _affine_batch(img, params, resize, crop, seed):
+    from sslinv.transforms import pil_fast
+
+    ops = [("affine", pil_fast.affine_matrix(p, img.width, img.height)) for p in params]
+    return pil_fast.windowed_views(img, ops, resize, crop)
+
+
+def _resized_crop_batch(img, params, resize, crop, seed):
+    from sslinv.transforms import pil_fast
+
+    return pil_fast.resized_crop_views(img, params, crop)
+
+
+def _flip_batch(method: str, img, params, resize, crop, seed):
+    from PIL import Image
+
+    from sslinv.transforms import pil_fast
+
+    flags = [bool(p["apply"]) for p in params]
+    return pil_fast.flip_views(img, flags, Image.Transpose[method], resize, crop)
 
 
 def _resized_crop_view(img, p, resize, crop, seed):
@@ -446,7 +483,15 @@ _TABLE: list[tuple[str, int, int | None, str, str, GridFn, ViewFn]] = [
     ("posterize", 7, 7, APPEARANCE, "bits per channel", _posterize_grid, _posterize_view),
 ]  # fmt: skip
 
-_BATCH: dict[str, BatchFn] = {"translation": _translation_batch}
+_BATCH: dict[str, BatchFn] = {
+    "rotation": _rotation_batch,
+    "translation": _translation_batch,
+    "scale": _affine_batch,
+    "shear": _affine_batch,
+    "resized_crop": _resized_crop_batch,
+    "h_flip": partial(_flip_batch, "FLIP_LEFT_RIGHT"),
+    "v_flip": partial(_flip_batch, "FLIP_TOP_BOTTOM"),
+}
 
 for _name, _k, _max_k, _kind, _desc, _grid, _view in _TABLE:
     _family = Family(_name, _k, _max_k, _kind, _desc, _grid, _view, _BATCH.get(_name))

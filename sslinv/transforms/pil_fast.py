@@ -1,0 +1,498 @@
+"""Exact shortcuts for rendering many views of one image on PIL (``Family.views``).
+
+Every shortcut gives the bytes of the one-view-per-call path (``Family.view``:
+torchvision's functionals on PIL, then ``Resize`` + ``CenterCrop``), on which the
+paper's numbers rest. They follow from Pillow's own arithmetic (``libImaging/Resample.c``
+and ``Geometry.c``: the weights and the warp are computed alike from Pillow 9 to 13, the
+order of the two resize passes is not, see ``pass_order``), reproduced here wherever a
+decision depends on it:
+
+- **The centre crop reads a window of the image.** Each output pixel of Pillow's
+  antialiased two-pass resize (horizontal pass, rounding to 8 bits, vertical pass) is a
+  sum of a few input pixels times integer weights: ``precompute_coeffs`` in double
+  precision (``pil_weights`` repeats the same operations in the same order; the test
+  suite compares it with Pillow's own weights, read from a 32-bit resize of an
+  identity image), then ``trunc(k * 2^22 + 0.5)``. So only the window of the
+  transformed image the crop reads is rendered (the warp of the other pixels is
+  skipped); the horizontal pass runs on the window's rows only and the vertical pass on
+  the crop's columns (``Resampler``).
+- **A sub-box resize along an axis** (``Image.resize(..., box=...)``) replaces the full
+  pass when its integer weights equal the full pass's, compared in full per image size
+  (``axis_plan``, ``_same_integers``). Pillow takes box edges as float32, so this holds
+  when the scale is a short binary fraction, as on the shorter side at resize 256 or 128
+  (375 / 256); other axes keep their full pass, whose cost sets the floor.
+- **Pillow's nearest-neighbour affine warp is 16.16 fixed point** (``affine_fixed``):
+  source column ``(FIX(c + a/2 + b/2) + x FIX(a) + y FIX(b)) >> 16``. A window starting at
+  (ox, oy) gets the same integers when its constant c' satisfies
+  ``FIX(c' + a/2 + b/2) = FIX(c + a/2 + b/2) + ox FIX(a) + oy FIX(b)``
+  (``shifted_matrix``; else the full warp is made and cut).
+- **Flips commute with the resize** when the integer weights read backwards are the
+  same (``mirror_symmetric``, true for every size we tried): the flipped view is a
+  mirrored window of the clean resize, so ``h_flip``/``v_flip`` resize once.
+- ``translation`` resizes once and warps only the crop window; ``resized_crop`` shares
+  the horizontal pass between views with the same column box.
+
+Outside these conditions the plain route is taken: the full warp cut to the window
+(Pillow's pure-scaling or floating-point warp), the one-view path (a crop larger than
+the resized image, a pass order that cannot be told), so a result never depends on the
+route. tests/test_render_batch.py compares bytes over many image sizes and parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
+
+#: Pillow's 8-bit resize keeps its weights as integers with this many fractional bits.
+PRECISION_BITS = 22
+_BLACK = (0, 0, 0)  # torchvision's fill for affine/rotate on an RGB image
+
+# ------------------------------------------------------------------------- resize plan
+
+
+def pil_weights(
+    in_size: int, in0: float, in1: float, out_size: int, first: int = 0, count: int | None = None
+) -> np.ndarray:
+    """Pillow's bilinear (antialiased) resize weights along one axis, dense float64, rows
+    ``first .. first + count`` of the (out_size, in_size) table (default: all):
+    ``precompute_coeffs`` with the same double operations in the same order (box edges
+    as float32, as Pillow receives them; each row normalised by its sum accumulated left
+    to right)."""
+    count = out_size - first if count is None else count
+    f0, f1 = np.float32(in0), np.float32(in1)
+    scale = float(np.float32(f1 - f0)) / out_size
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale
+    ksize = int(math.ceil(support)) * 2 + 1
+    inv = 1.0 / filterscale
+    out_size = count  # from here on, the rows asked for
+    center = float(f0) + (np.arange(first, first + count, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - support + 0.5).astype(np.int64), 0)
+    count = np.minimum(np.trunc(center + support + 0.5).astype(np.int64), in_size) - xmin
+    taps = np.arange(ksize)
+    valid = taps[None, :] < count[:, None]
+    d = np.abs(((taps[None, :] + xmin[:, None]).astype(np.float64) - center[:, None] + 0.5) * inv)
+    w = np.where(valid & (d < 1.0), 1.0 - d, 0.0)
+    total = np.zeros(out_size)
+    for t in range(ksize):  # sequential, as Pillow sums
+        total = total + w[:, t]
+    k = np.divide(w, total[:, None], out=w.copy(), where=total[:, None] != 0)
+    dense = np.zeros((out_size, in_size))
+    rows = np.broadcast_to(np.arange(out_size)[:, None], valid.shape)
+    cols = xmin[:, None] + taps[None, :]
+    dense[rows[valid], cols[valid]] = k[valid]
+    return dense
+
+
+def _same_integers(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two weight tables give Pillow's 8-bit resize the same integers
+    (``normalize_coeffs_8bpc``: ``trunc(k * 2^22 + 0.5)``), with every product at least
+    1e-6 away from a rounding edge, so that last-bit differences between this double
+    arithmetic and the compiled one cannot change an integer."""
+    if a.shape != b.shape:
+        return False
+    used = (a != 0) | (b != 0)  # a few taps per row: compare those only
+    qa, qb = a[used] * float(1 << PRECISION_BITS) + 0.5, b[used] * float(1 << PRECISION_BITS) + 0.5
+    if not np.array_equal(np.floor(qa), np.floor(qb)):  # weights are >= 0 for bilinear
+        return False
+    margin = min(np.abs(qa - np.round(qa)).min(initial=1.0), np.abs(qb - np.round(qb)).min(initial=1.0))
+    return bool(margin > 1e-6)
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """How to produce ``crop`` pixels from ``start`` on of one axis resized ``size -> out``.
+
+    ``lo:hi`` is the input range the crop reads (nonzero weights). With ``box`` set, a
+    boxed resize of the input ``lo:hi`` (box edges relative to ``lo``) gives exactly the
+    crop; with ``box`` None the full ``size -> out`` pass is made (input pixels outside
+    ``lo:hi`` may hold anything) and the crop is cut from it.
+    """
+
+    size: int
+    out: int
+    start: int
+    crop: int
+    lo: int
+    hi: int
+    box: tuple[float, float] | None
+
+
+@lru_cache(maxsize=1024)
+def axis_plan(size: int, out: int, start: int, crop: int) -> AxisPlan:
+    full = pil_weights(size, 0.0, float(size), out, start, crop)
+    used = np.flatnonzero(full.any(axis=0))
+    lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+    scale = Fraction(size, out)
+    b0, b1 = float(start * scale - lo), float((start + crop) * scale - lo)
+    same = _same_integers(pil_weights(hi - lo, b0, b1, crop), full[:, lo:hi])
+    return AxisPlan(size, out, start, crop, lo, hi, (b0, b1) if same else None)
+
+
+@lru_cache(maxsize=1024)
+def mirror_symmetric(size: int, out: int, start: int, crop: int) -> bool:
+    """Whether resizing a flipped image (``size -> out``) and flipping the resized one
+    agree on outputs ``start .. start + crop``: Pillow's integer weights of those rows
+    equal those of the mirrored rows read backwards."""
+    rows = pil_weights(size, 0.0, float(size), out, start, crop)
+    mirrored = pil_weights(size, 0.0, float(size), out, out - start - crop, crop)
+    return _same_integers(rows, mirrored[::-1, ::-1])
+
+
+def resized_size(w: int, h: int, resize: int) -> tuple[int, int]:
+    """(width, height) after ``transforms.Resize(resize)`` (torchvision's rule)."""
+    if w <= h:
+        return resize, int(resize * h / w)
+    return int(resize * w / h), resize
+
+
+@lru_cache(maxsize=1024)
+def pass_order(w: int, h: int, out_w: int, out_h: int) -> str | None:
+    """Which pass Pillow's ``resize((out_w, out_h))`` of a ``w`` x ``h`` RGB image runs
+    first: "hv" (horizontal, then vertical) or "vh"; None if it cannot be told.
+
+    Pillow 9-12 always start with the horizontal pass; Pillow 13 starts with the
+    vertical one when the height shrinks by more than twice as many pixels as the
+    width. Rather than trust a version's rule, ask this Pillow once per size: resize a
+    noise image in one call and in each order of two one-axis calls, and compare
+    (about 1.5 ms for a 500 x 375 image, once per size).
+    """
+    if out_w == w or out_h == h:
+        return "hv"  # a single pass (or none): the order does not matter
+    # A one-band probe: Pillow chooses the order from the sizes alone, for every mode.
+    probe = Image.fromarray(np.random.default_rng([w, h, out_w, out_h]).integers(0, 256, (h, w), dtype=np.uint8))
+    size = (out_w, out_h)
+    ref = probe.resize(size, Image.BILINEAR).tobytes()
+    hv = probe.resize((out_w, h), Image.BILINEAR).resize(size, Image.BILINEAR).tobytes() == ref
+    vh = probe.resize((w, out_h), Image.BILINEAR).resize(size, Image.BILINEAR).tobytes() == ref
+    return None if hv == vh else "hv" if hv else "vh"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Resize shorter side to ``resize`` and centre crop ``crop`` of a ``w`` x ``h`` image."""
+
+    w: int
+    h: int
+    crop: int
+    x: AxisPlan
+    y: AxisPlan
+    order: str  # Pillow's pass order for this size, "hv" or "vh" (``pass_order``)
+
+    @property
+    def window(self) -> tuple[int, int, int, int]:
+        """The source box (left, top, right, bottom) the crop reads."""
+        return self.x.lo, self.y.lo, self.x.hi, self.y.hi
+
+
+@lru_cache(maxsize=1024)
+def geometry(w: int, h: int, resize: int, crop: int) -> Geometry | None:
+    """The plan for one image size; None when the crop needs padding (crop larger than
+    the resized image) or Pillow's pass order is unclear: the one-view path then."""
+    rw, rh = resized_size(w, h, resize)
+    if crop > rw or crop > rh:
+        return None
+    order = pass_order(w, h, rw, rh)
+    if order is None:
+        return None
+    left, top = round((rw - crop) / 2.0), round((rh - crop) / 2.0)  # torchvision's centre crop
+    return Geometry(w, h, crop, axis_plan(w, rw, left, crop), axis_plan(h, rh, top, crop), order)
+
+
+class Resampler:
+    """The clean pipeline's crop x crop output from the window (``Geometry.window``) of
+    a transformed image, for many views of one image size.
+
+    Two one-axis resizes in Pillow's order (``Geometry.order``), each rounding to 8 bits
+    as Pillow's passes do. An axis with a box plan is resampled as a sub-box; an axis
+    without one gets its full pass on a canvas of the full length holding the window
+    where the full image has it (the pixels around it feed only outputs that are cut
+    away, so canvases are reused between views without clearing).
+    """
+
+    def __init__(self, g: Geometry):
+        self.g = g
+        self._canvases: dict[tuple[int, int], Image.Image] = {}
+
+    def _canvas(self, size: tuple[int, int]) -> Image.Image:
+        if size not in self._canvases:
+            self._canvases[size] = Image.new("RGB", size)
+        return self._canvases[size]
+
+    def _horizontal(self, im: Image.Image) -> Image.Image:
+        """Columns x.lo:x.hi in -> the crop's columns out."""
+        x, c, rows = self.g.x, self.g.crop, im.height
+        if x.box:
+            return im.resize((c, rows), Image.BILINEAR, box=(x.box[0], 0, x.box[1], rows))
+        wide = self._canvas((x.size, rows))
+        wide.paste(im, (x.lo, 0))
+        return wide.resize((x.out, rows), Image.BILINEAR).crop((x.start, 0, x.start + c, rows))
+
+    def _vertical(self, im: Image.Image) -> Image.Image:
+        """Rows y.lo:y.hi in -> the crop's rows out."""
+        y, c, cols = self.g.y, self.g.crop, im.width
+        if y.box:
+            return im.resize((cols, c), Image.BILINEAR, box=(0, y.box[0], cols, y.box[1]))
+        tall = self._canvas((cols, y.size))
+        tall.paste(im, (0, y.lo))
+        return tall.resize((cols, y.out), Image.BILINEAR).crop((0, y.start, cols, y.start + c))
+
+    def __call__(self, window: Image.Image) -> Image.Image:
+        if self.g.order == "hv":
+            return self._vertical(self._horizontal(window))
+        return self._horizontal(self._vertical(window))
+
+
+# ------------------------------------------------------------------ warps on a window
+
+
+def _fix(v: float) -> int:
+    return math.floor(v * 65536.0 + 0.5)
+
+
+def _fixed_ok(m: Sequence[float], w: int, h: int) -> bool:
+    """Pillow takes its 16.16 fixed-point path for this matrix and output size (not the
+    pure-scaling path, and every corner within +-32768)."""
+    if m[1] == 0 and m[3] == 0:
+        return False
+    return all(
+        abs(x * m[0] + y * m[1] + m[2]) < 32768.0 and abs(x * m[3] + y * m[4] + m[5]) < 32768.0
+        for x, y in ((0, 0), (w, h), (0, h), (w, 0))
+    )
+
+
+def _solve_constant(target: int, a: float, b: float) -> float | None:
+    """A double c with Pillow's ``FIX(c + a * 0.5 + b * 0.5) == target``."""
+    c = target / 65536.0 - a * 0.5 - b * 0.5
+    for _ in range(4):
+        got = _fix(c + a * 0.5 + b * 0.5)
+        if got == target:
+            return c
+        c += (target - got) / 65536.0
+    return None
+
+
+def shifted_matrix(m: Sequence[float], w: int, h: int, box: tuple[int, int, int, int]) -> list[float] | None:
+    """The matrix whose Pillow warp onto ``box``'s size gives ``box`` of the full ``w`` x
+    ``h`` warp by ``m``, pixel for pixel; None when that cannot be guaranteed."""
+    ox, oy, x1, y1 = box
+    if not _fixed_ok(m, w, h):
+        return None
+    a0, a1, a3, a4 = _fix(m[0]), _fix(m[1]), _fix(m[3]), _fix(m[4])
+    c2 = _solve_constant(_fix(m[2] + m[0] * 0.5 + m[1] * 0.5) + ox * a0 + oy * a1, m[0], m[1])
+    c5 = _solve_constant(_fix(m[5] + m[3] * 0.5 + m[4] * 0.5) + ox * a3 + oy * a4, m[3], m[4])
+    if c2 is None or c5 is None:
+        return None
+    out = [m[0], m[1], c2, m[3], m[4], c5]
+    return out if _fixed_ok(out, x1 - ox, y1 - oy) else None
+
+
+def warp_window(img: Image.Image, m: Sequence[float], box: tuple[int, int, int, int]) -> Image.Image:
+    """``box`` of ``img.transform(img.size, AFFINE, m)`` (nearest, black fill)."""
+    w, h = img.size
+    sub = shifted_matrix(m, w, h, box)
+    if sub is None:
+        return img.transform((w, h), Image.AFFINE, list(m), Image.NEAREST, fillcolor=_BLACK).crop(box)
+    size = (box[2] - box[0], box[3] - box[1])
+    return img.transform(size, Image.AFFINE, sub, Image.NEAREST, fillcolor=_BLACK)
+
+
+_FLIPPED = {
+    Image.Transpose.FLIP_LEFT_RIGHT: (True, False),
+    Image.Transpose.FLIP_TOP_BOTTOM: (False, True),
+    Image.Transpose.ROTATE_180: (True, True),
+}
+
+
+def transposed_window(img: Image.Image, method: Image.Transpose, box: tuple[int, int, int, int]) -> Image.Image:
+    """``box`` of ``img.transpose(method)``, transposing only that window for flips."""
+    if method not in _FLIPPED:
+        return img.transpose(method).crop(box)
+    w, h = img.size
+    fx, fy = _FLIPPED[method]
+    x0, y0, x1, y1 = box
+    src = (w - x1 if fx else x0, h - y1 if fy else y0, w - x0 if fx else x1, h - y0 if fy else y1)
+    return img.crop(src).transpose(method)
+
+
+# --------------------------------------------------------------- Pillow's matrices
+
+
+def rotate_op(angle: float, w: int, h: int) -> tuple[str, Any]:
+    """What ``Image.rotate(angle)`` (no expand, centre, translate) does: ("copy", None),
+    ("transpose", method) or ("affine", inverse matrix), with Pillow's double arithmetic."""
+    angle = angle % 360.0
+    if angle == 0:
+        return "copy", None
+    if angle == 180:
+        return "transpose", Image.Transpose.ROTATE_180
+    if angle in (90, 270) and w == h:
+        return "transpose", Image.Transpose.ROTATE_90 if angle == 90 else Image.Transpose.ROTATE_270
+    cx, cy = w / 2, h / 2
+    a = -math.radians(angle)
+    m = [round(math.cos(a), 15), round(math.sin(a), 15), 0.0, round(-math.sin(a), 15), round(math.cos(a), 15), 0.0]
+    m[2], m[5] = m[0] * -cx + m[1] * -cy + m[2], m[3] * -cx + m[4] * -cy + m[5]
+    m[2] += cx
+    m[5] += cy
+    return "affine", m
+
+
+def affine_matrix(p: dict[str, Any], w: int, h: int) -> list[float]:
+    """The inverse matrix ``FT.affine(img, **p)`` hands to Pillow (same argument handling)."""
+    import numbers
+
+    from torchvision.transforms.functional import _get_inverse_affine_matrix
+
+    angle, translate, shear = p["angle"], p["translate"], p["shear"]
+    angle = float(angle) if isinstance(angle, int) else angle
+    translate = list(translate) if isinstance(translate, tuple) else translate
+    if isinstance(shear, numbers.Number):
+        shear = [shear, 0.0]
+    shear = list(shear) if isinstance(shear, tuple) else shear
+    if len(shear) == 1:
+        shear = [shear[0], shear[0]]
+    return _get_inverse_affine_matrix([w * 0.5, h * 0.5], angle, translate, p["scale"], shear)
+
+
+# ------------------------------------------------------------------------- the views
+
+
+# A window function: (img, source box) -> that box of the transformed full-size image.
+Window = Callable[[Image.Image, "tuple[int, int, int, int]"], Image.Image]
+
+
+def _window_of(op: str, arg: Any) -> Window:
+    if op == "copy":
+        return lambda img, box: img.crop(box)
+    if op == "transpose":
+        return lambda img, box: transposed_window(img, arg, box)
+    return lambda img, box: warp_window(img, arg, box)
+
+
+def _stack(views: list[Image.Image], crop: int) -> torch.Tensor:
+    """PIL crop x crop views -> contiguous uint8 (N, 3, crop, crop). Pillow writes each
+    band into its plane (cheaper than a strided channel transpose)."""
+    import torch
+
+    out = np.empty((len(views), 3, crop * crop), np.uint8)
+    for i, v in enumerate(views):
+        for band, raw in enumerate("RGB"):
+            out[i, band] = np.frombuffer(v.tobytes("raw", raw), np.uint8)
+    return torch.from_numpy(out.reshape(len(views), 3, crop, crop))
+
+
+def windowed_views(img: Image.Image, ops: Sequence[tuple[str, Any]], resize: int, crop: int) -> torch.Tensor | None:
+    """Views ``finish(op(img))`` for each op of ``rotate_op``'s kinds, rendering only the
+    window of each transformed image the crop reads; None when the geometry needs the
+    one-view path."""
+    g = geometry(img.width, img.height, resize, crop)
+    if g is None:
+        return None
+    resample = Resampler(g)
+    return _stack([resample(_window_of(op, arg)(img, g.window)) for op, arg in ops], crop)
+
+
+def flip_views(img: Image.Image, flags: Sequence[bool], method: Image.Transpose, resize: int, crop: int):
+    """Clean (False) and flipped (True) views sharing one resize when Pillow's weights
+    along the flipped axis are mirror-symmetric on the crop; None for the one-view path."""
+    w, h = img.size
+    rw, rh = resized_size(w, h, resize)
+    if crop > rw or crop > rh:
+        return None
+    c = crop
+    x0, y0 = round((rw - c) / 2.0), round((rh - c) / 2.0)  # torchvision's centre crop
+    horizontal = method == Image.Transpose.FLIP_LEFT_RIGHT
+    if not (mirror_symmetric(w, rw, x0, c) if horizontal else mirror_symmetric(h, rh, y0, c)):
+        return windowed_views(img, [("transpose", method) if f else ("copy", None) for f in flags], resize, crop)
+    # flip(resize(img)) == resize(flip(img)) on the crop: the flipped view is the
+    # mirrored window of the clean resize (the same one call, whatever its pass order).
+    resized = img.resize((rw, rh), Image.BILINEAR) if (rw, rh) != img.size else img
+    clean = resized.crop((x0, y0, x0 + c, y0 + c))
+    if horizontal:
+        x0 = rw - x0 - c
+    else:
+        y0 = rh - y0 - c
+    flipped = resized.crop((x0, y0, x0 + c, y0 + c)).transpose(method)
+    return _stack([flipped if f else clean for f in flags], crop)
+
+
+def translation_views(img: Image.Image, params: Sequence[dict[str, Any]], resize: int, crop: int):
+    """``center_crop(FT.affine(resize(img), **p))`` for each p, warping only the crop
+    window of the resized image; None for the one-view path."""
+    import torchvision.transforms.functional as FT
+
+    resized = FT.resize(img, resize)
+    rw, rh = resized.size
+    if crop > rw or crop > rh:
+        return None
+    left, top = round((rw - crop) / 2.0), round((rh - crop) / 2.0)
+    box = (left, top, left + crop, top + crop)
+    return _stack([warp_window(resized, affine_matrix(p, rw, rh), box) for p in params], crop)
+
+
+def resized_crop_views(img: Image.Image, params: Sequence[dict[str, Any]], crop: int):
+    """``FT.resized_crop(img, top, left, height, width, [crop, crop])`` for each param;
+    None for the one-view path.
+
+    PIL crops with each box edge rounded (Python ``round``, zero padding outside), then
+    resizes the box. Rows are independent in the horizontal pass and columns in the
+    vertical one, so views with the same columns share a horizontal pass, and views with
+    the same rows share a vertical pass, run once on their bands side by side (boxes
+    Pillow resizes vertically first are rendered one call each).
+    """
+    import torch
+
+    boxes = [
+        (round(p["left"]), round(p["top"]), round(p["left"] + p["width"]), round(p["top"] + p["height"]))
+        for p in params
+    ]
+    if any(x1 <= x0 or y1 <= y0 for x0, y0, x1, y1 in boxes):
+        return None
+    out = np.empty((len(boxes), 3, crop, crop), np.uint8)
+    columns: dict[tuple[int, int], list[int]] = {}
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        if pass_order(x1 - x0, y1 - y0, crop, crop) == "hv":
+            columns.setdefault((x0, x1), []).append(i)
+        else:  # Pillow resizes this box vertically first (or the order is unclear)
+            _planes(out, [i], img.crop(boxes[i]).resize((crop, crop), Image.BILINEAR), crop)
+    # Horizontal passes, one per column box, over the rows its views use.
+    passed: dict[int, tuple[Image.Image, int]] = {}
+    for (x0, x1), members in columns.items():
+        r0 = min(boxes[i][1] for i in members)
+        r1 = max(boxes[i][3] for i in members)
+        band = img.crop((x0, r0, x1, r1))
+        if x1 - x0 != crop:
+            band = band.resize((crop, r1 - r0), Image.BILINEAR)
+        passed.update((i, (band, r0)) for i in members)
+    # Vertical passes, one per row box, on the views' rows side by side.
+    rows: dict[tuple[int, int], list[int]] = {}
+    for i in passed:
+        rows.setdefault((boxes[i][1], boxes[i][3]), []).append(i)
+    for (y0, y1), members in rows.items():
+        strip = Image.new("RGB", (crop * len(members), y1 - y0))
+        for j, i in enumerate(members):
+            band, r0 = passed[i]
+            strip.paste(band, (crop * j, r0 - y0))  # rows y0:y1 of the band; Pillow clips the rest
+        if y1 - y0 != crop:
+            strip = strip.resize((strip.width, crop), Image.BILINEAR)
+        _planes(out, members, strip, crop)
+    return torch.from_numpy(out)
+
+
+def _planes(out: np.ndarray, index: list[int], strip: Image.Image, crop: int) -> None:
+    """Write views lying side by side in ``strip`` (crop x crop each) into
+    ``out[index]``, one band at a time."""
+    n = len(index)
+    for band, raw in enumerate("RGB"):
+        plane = np.frombuffer(strip.tobytes("raw", raw), np.uint8).reshape(crop, n, crop)
+        out[index, band] = plane.transpose(1, 0, 2)

@@ -1,0 +1,206 @@
+"""Batched PIL rendering (``Family.views``, sslinv.transforms.pil_fast) against stacked
+``Family.view`` calls, byte for byte, for the geometric families.
+
+The images are uniform noise, so a pixel taken from the wrong place shows. A weight off
+by one unit in 2^22 would change few pixels, so Pillow's weights themselves are checked
+against ``pil_weights`` (``test_weights_are_pillows``), read from a 32-bit resize of an
+identity image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as FT
+from PIL import Image
+
+from sslinv.transforms import get_family
+from sslinv.transforms import pil_fast as P
+
+GEOMETRIC = ["rotation", "translation", "scale", "shear", "resized_crop", "h_flip", "v_flip"]
+PAIRS = [(256, 224), (128, 112), (224, 224), (73, 64)]
+# (width, height): landscape / portrait, odd / even, square, the benchmark's 500 x 375.
+SIZES = [(500, 375), (375, 500), (400, 400), (333, 500), (201, 599), (598, 203), (256, 256), (457, 311)]
+
+
+def noise(w: int, h: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).convert(mode)
+
+
+def random_params(name: str, rng: np.random.Generator, resize: int) -> list[dict]:
+    """Grid-like and off-grid parameters, with the special cases of each family."""
+    u = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
+    if name == "rotation":
+        return [{"angle": a} for a in (0.0, 90.0, 180.0, 270.0, -90.0, 360.0, u(-400, 400), u(0, 360))]
+    if name == "translation":
+        d = resize / 4
+        shifts = [[0.0, 0.0], [u(-d, d), u(-d, d)], [u(-d, d), u(-d, d)], [-d, d]]
+        return [{"angle": 0.0, "translate": t, "scale": 1.0, "shear": s} for t in shifts for s in (1.0, 0.0)]
+    if name == "scale":
+        return [{"angle": 0.0, "translate": [0, 0], "scale": f, "shear": s}
+                for f in (0.25, u(0.25, 2), u(0.25, 2), 2.0) for s in (1.0, 0.0)]  # fmt: skip
+    if name == "shear":
+        pairs = [[0.0, 0.0], [u(-160, 160), u(-160, 160)], [u(-160, 160), 0.0], [0.0, u(-160, 160)], [-160.0, 120.0]]
+        return [{"angle": 0.0, "translate": [0, 0], "scale": 1.0, "shear": s} for s in pairs]
+    if name == "resized_crop":
+        boxes = [[u(0, 0.3), u(0, 0.3), u(0.2, 0.8), u(0.2, 0.8)] for _ in range(5)]
+        boxes += [[0.0, 0.0, 0.75, 0.75], [0.0, 0.0, 0.75, 0.25], [2.0, 0.1, 0.5, 3.0]]  # the last one pads
+        return [{"top": t * resize, "left": l * resize, "height": h * resize, "width": w * resize}
+                for t, l, h, w in boxes]  # fmt: skip
+    return [{"apply": a} for a in (False, True, True, False)]
+
+
+def assert_same_views(name: str, img: Image.Image, params: list[dict], resize: int, crop: int) -> None:
+    fam = get_family(name)
+    batched = fam.views(img, params, resize, crop, seed=3)
+    single = torch.stack([fam.view(img, p, resize, crop, seed=3) for p in params])
+    assert batched.dtype == torch.uint8 and batched.is_contiguous()
+    assert batched.shape == single.shape == (len(params), 3, crop, crop)
+    diff = (batched != single).any(dim=(1, 2, 3)).nonzero().flatten().tolist()
+    assert not diff, f"{name} {img.size} {resize}/{crop}: views {[params[i] for i in diff]} differ"
+
+
+@pytest.mark.parametrize("name", GEOMETRIC)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_views_are_the_stacked_single_views(name, size):
+    rng = np.random.default_rng([size[0], size[1], len(name)])
+    img = noise(*size, seed=size[0])
+    i = SIZES.index(size)
+    for resize, crop in (PAIRS[i % len(PAIRS)], PAIRS[(i + 1) % len(PAIRS)]):  # each pair on four sizes
+        params = random_params(name, rng, resize) + get_family(name).grid(16, resize, crop).params[::4]
+        assert_same_views(name, img, params, resize, crop)
+
+
+@pytest.mark.parametrize("resize_crop", [(256, 96), (256, 224), (300, 64)], ids=lambda s: f"{s[0]}-{s[1]}")
+def test_resized_crop_grid_including_boxes_pillow_resizes_vertically_first(resize_crop):
+    # resize 256 / crop 96: boxes of 192 x 64 shrink in height more than twice as many
+    # pixels as in width, which Pillow 13 resizes vertically first.
+    resize, crop = resize_crop
+    params = get_family("resized_crop").grid(256, resize, crop).params
+    for size in ((500, 375), (300, 700)):
+        assert_same_views("resized_crop", noise(*size), params, resize, crop)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GEOMETRIC)
+def test_views_are_the_stacked_single_views_over_many_sizes(name):
+    rng = np.random.default_rng(len(name))
+    for i in range(40):
+        w, h = (int(v) for v in rng.integers(200, 601, 2))
+        for resize, crop in PAIRS:
+            assert_same_views(name, noise(w, h, seed=i), random_params(name, rng, resize), resize, crop)
+
+
+@pytest.mark.parametrize("name", GEOMETRIC)
+def test_padding_and_small_images_take_the_single_view_path(name):
+    # crop larger than the resized image (centre crop pads), and tiny images.
+    rng = np.random.default_rng(0)
+    for (w, h), resize, crop in [((300, 200), 64, 100), ((30, 17), 24, 20), ((9, 40), 8, 8)]:
+        assert_same_views(name, noise(w, h, seed=w), random_params(name, rng, resize), resize, crop)
+
+
+def test_non_rgb_images_are_converted_first():
+    for mode in ("L", "RGBA", "CMYK"):
+        img = noise(320, 240, seed=5, mode=mode)
+        assert_same_views("rotation", img, [{"angle": 33.0}, {"angle": 180.0}], 128, 112)
+
+
+def test_empty_params():
+    assert get_family("scale").views(noise(64, 48), [], 32, 28).shape == (0, 3, 28, 28)
+
+
+# --- Pillow's arithmetic ------------------------------------------------------------
+
+
+def pillow_weights_q30(in_size: int, out: int, box: tuple[float, float] | None) -> np.ndarray:
+    """Pillow's own weights (out, in) times 2^30, rounded: a 32-bit integer image resize
+    uses the double weights directly, and row r of an identity image times 2^30 answers
+    with column r of the weight table."""
+    eye = Image.fromarray(np.eye(in_size, dtype=np.int32) * (1 << 30))
+    b0, b1 = (0.0, float(in_size)) if box is None else box
+    return np.asarray(eye.resize((out, in_size), Image.BILINEAR, box=(b0, 0, b1, in_size))).astype(np.int64).T
+
+
+def ours_q30(in_size: int, out: int, box: tuple[float, float] | None) -> np.ndarray:
+    b0, b1 = (0.0, float(in_size)) if box is None else box
+    k = P.pil_weights(in_size, b0, b1, out) * float(1 << 30)
+    return np.trunc(k + 0.5).astype(np.int64)  # Pillow's ROUND_UP for k >= 0
+
+
+def test_weights_are_pillows():
+    rng = np.random.default_rng(0)
+    cases = [(375, 256, None), (500, 341, None), (37, 400, None), (600, 73, None)]
+    for w, h in SIZES:  # the boxes the plans use
+        for resize, crop in PAIRS:
+            g = P.geometry(w, h, resize, crop)
+            for axis in (g.x, g.y) if g else ():
+                cases.append((axis.size, axis.out, None))
+                if axis.box:
+                    cases.append((axis.hi - axis.lo, axis.crop, axis.box))
+    for _ in range(40):
+        size, out = int(rng.integers(10, 600)), int(rng.integers(5, 400))
+        a = float(rng.uniform(0, size / 2))
+        cases.append((size, out, (a, float(rng.uniform(a + 1, size)))))
+    for size, out, box in cases:
+        assert np.array_equal(pillow_weights_q30(size, out, box), ours_q30(size, out, box)), (size, out, box)
+
+
+def test_plans():
+    # 375 -> 256 scales by 375/256, a short binary fraction: the crop rows resample as a
+    # box; 500 -> 341 does not (its box edges would round to float32).
+    g = P.geometry(500, 375, 256, 224)
+    assert g.y.box is not None and g.x.box is None
+    assert (g.x.start, g.y.start) == (58, 16)
+    assert g.window == (g.x.lo, g.y.lo, g.x.hi, g.y.hi)
+    assert 0 < g.x.lo < 58 * 500 / 341 and 282 * 500 / 341 < g.x.hi < 500
+    assert P.geometry(300, 200, 64, 100) is None  # needs padding
+    assert P.mirror_symmetric(500, 341, 58, 224) and P.mirror_symmetric(375, 256, 16, 224)
+    assert not P._same_integers(np.array([[0.5, 0.5]]), np.array([[0.5, 0.5 + 2**-20]]))
+
+
+def test_warp_window_is_the_window_of_the_full_warp():
+    img = noise(301, 207, seed=2)
+    rng = np.random.default_rng(2)
+    for angle in (0.5, 33.0, 90.0, 271.3):
+        op, m = P.rotate_op(angle, *img.size)
+        assert op == "affine"
+        full = img.rotate(angle)
+        for _ in range(5):
+            x0, y0 = int(rng.integers(0, 150)), int(rng.integers(0, 100))
+            box = (x0, y0, x0 + int(rng.integers(1, 150)), y0 + int(rng.integers(1, 100)))
+            assert P.shifted_matrix(m, *img.size, box) is not None
+            assert P.warp_window(img, m, box).tobytes() == full.crop(box).tobytes()
+
+
+def test_pure_scaling_and_float_warps_fall_back_to_the_full_warp():
+    m = P.affine_matrix({"angle": 0.0, "translate": [0, 0], "scale": 0.5, "shear": 0.0}, 200, 100)
+    assert m[1] == 0 and m[3] == 0  # Pillow's ImagingScaleAffine, not the fixed-point path
+    assert P.shifted_matrix(m, 200, 100, (10, 10, 50, 50)) is None
+    img = noise(200, 100)
+    full = FT.affine(img, angle=0.0, translate=[0, 0], scale=0.5, shear=0.0)
+    assert P.warp_window(img, m, (10, 10, 50, 50)).tobytes() == full.crop((10, 10, 50, 50)).tobytes()
+    far = [1.0, 0.2, 40000.0, 0.1, 1.0, 0.0]  # coordinates beyond 16.16 fixed point
+    assert P.shifted_matrix(far, 200, 100, (0, 0, 10, 10)) is None
+
+
+@pytest.mark.parametrize("method", ["FLIP_LEFT_RIGHT", "FLIP_TOP_BOTTOM", "ROTATE_180", "ROTATE_90", "TRANSPOSE"])
+def test_transposed_window(method):
+    img = noise(123, 77, seed=1)
+    t = Image.Transpose[method]
+    full = img.transpose(t)
+    box = (5, 7, 60, 40)
+    assert P.transposed_window(img, t, box).tobytes() == full.crop(box).tobytes()
+
+
+def test_pass_order_follows_this_pillow():
+    # One call against both orders of two one-axis calls, on a size where the orders
+    # give different bytes: the probe must name the one that matches.
+    img = noise(201, 599, seed=4)
+    order = P.pass_order(201, 599, 128, 381)
+    first = (201, 381) if order == "vh" else (128, 599)
+    two_calls = img.resize(first, Image.BILINEAR).resize((128, 381), Image.BILINEAR)
+    assert two_calls.tobytes() == img.resize((128, 381), Image.BILINEAR).tobytes()
+    assert P.pass_order(500, 375, 341, 256) == "hv"  # Pillow 9-13 agree on the usual sizes
+    assert P.pass_order(500, 375, 500, 256) == "hv"  # one pass only
