@@ -103,3 +103,23 @@ def test_device_renderer_flags_identity_views_too(image_folder):
         params = torch.cat([p for _, p, _, _ in batches])
         same = torch.cat([s for _, _, _, s in batches])
         assert same.tolist() == ((params == grid.identity) & expect).tolist(), name
+
+
+@pytest.mark.parametrize("name", ["rotation", "translation", "h_flip", "deform", "grayscale"])
+def test_view_chunks_render_per_image_as_single_views(image_folder, name):
+    """Chunks render each image's views together (``Family.views`` where a family has a
+    batch renderer): the bytes and seeds of one ``Family.view`` per task."""
+    from sslinv.data.folder import load_rgb, scan_pool
+    from sslinv.transforms import get_family
+
+    pool = scan_pool(image_folder)
+    fam = get_family(name)
+    grid = fam.grid(6, 64, 56)
+    ids = [2, 0, 5]
+    tasks = [(r, p) for r in range(3) for p in range(grid.k)]
+    ds = ViewChunks(pool, ids, tasks, FamilyView(fam, grid.params, 64, 56), 5, seed=3)
+    rows, params, views, _ = (torch.cat(parts) for parts in zip(*(ds[c] for c in range(len(ds)))))
+    assert list(zip(rows.tolist(), params.tolist())) == tasks
+    want = torch.stack([fam.view(load_rgb(pool.path(ids[r])), grid.params[p], 64, 56,
+                                 (3 * 1_000_003 + ids[r]) * 4099 + p) for r, p in tasks])
+    assert torch.equal(views, want)

@@ -22,6 +22,7 @@ number of processes. Only rank 0 holds them: the probes run there alone.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,13 +184,23 @@ def collate_clean(items):
 
 class FamilyView:
     """``render(img, p, seed)``: view ``p`` of a family's grid (a picklable callable, so
-    ``ViewChunks`` reaches workers under any start method)."""
+    ``ViewChunks`` reaches workers under any start method); ``render.views(img, ps,
+    seeds)``: several views of one image at once."""
 
     def __init__(self, family, params: Sequence[dict[str, Any]], resize: int, crop: int):
         self.family, self.params, self.resize, self.crop = family, list(params), resize, crop
 
     def __call__(self, img, p: int, seed: int) -> torch.Tensor:
         return self.family.view(img, self.params[p], self.resize, self.crop, seed)
+
+    def views(self, img, ps: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
+        """Views ``ps`` stacked, byte for byte those of ``__call__``. Families with a
+        batch renderer (the geometric ones, which draw no random numbers) share work
+        between the views (``Family.views``); the others, ``deform`` with its per-view
+        seeds included, render view by view."""
+        if self.family.apply_batch is None:
+            return torch.stack([self(img, p, s) for p, s in zip(ps, seeds)])
+        return self.family.views(img, [self.params[p] for p in ps], self.resize, self.crop)
 
 
 class ViewChunks(Dataset):
@@ -225,17 +236,20 @@ class ViewChunks(Dataset):
     def __getitem__(self, c: int):
         part = self.tasks[c * self.chunk : (c + 1) * self.chunk]
         views, rows, params, same = [], [], [], []
-        current, img = None, None
-        for row, p in part:
-            if row != current:
-                current, img = row, load_rgb(self.pool.path(self.image_ids[row]))
+        for row, group in itertools.groupby(part, key=lambda task: task[0]):  # each image decoded once
+            img = load_rgb(self.pool.path(self.image_ids[row]))
+            ps = [p for _, p in group]
             # Per-view seed from (image id, parameter): identical for any sharding.
-            seed = (self.seed * 1_000_003 + self.image_ids[row]) * 4099 + p
-            view = self.render(img, p, seed)
-            views.append(view)
-            rows.append(row)
-            params.append(p)
-            same.append(p == self.identity and self.clean is not None and torch.equal(view, self.clean(img)))
+            seeds = [(self.seed * 1_000_003 + self.image_ids[row]) * 4099 + p for p in ps]
+            if hasattr(self.render, "views"):
+                rendered = list(self.render.views(img, ps, seeds))
+            else:
+                rendered = [self.render(img, p, s) for p, s in zip(ps, seeds)]
+            for p, view in zip(ps, rendered):
+                views.append(view)
+                rows.append(row)
+                params.append(p)
+                same.append(p == self.identity and self.clean is not None and torch.equal(view, self.clean(img)))
         return torch.tensor(rows), torch.tensor(params), torch.stack(views), torch.tensor(same, dtype=torch.bool)
 
 
