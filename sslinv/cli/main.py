@@ -3,8 +3,15 @@ module level, so ``--help`` and shell completion answer at once."""
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
+
+# Before torch is imported (OpenMP reads it once): the model's CPU threads sleep when
+# idle instead of spinning, so the DataLoader workers that decode and render get the
+# cores. On 2 CPU cores a synthetic run is about 6% faster; a bare forward pass 2%
+# slower (benchmarks/synthetic_e2e.py, docs/gpu.md). A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import Annotated, Any
 
 import typer

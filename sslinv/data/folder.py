@@ -122,6 +122,9 @@ def to_rgb8(im):
             grey = np.clip(arr.astype(np.float64), 0, 65535) / 257.0
         grey = np.rint(grey).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
+    if im.mode == "RGB":  # already: decoded as it is (convert would copy every pixel)
+        im.load()
+        return im
     return im.convert("RGB")
 
 
