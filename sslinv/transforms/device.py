@@ -5,15 +5,15 @@ DataLoader workers, view by view, exactly as the reference did. This module buil
 same views from one uint8 image tensor (decoded once, on the CPU) with batched tensor
 operations on the model's device, so on a GPU the CPU only decodes. It follows the PIL
 path step for step - the transformation acts on the full-size image, then the clean
-pipeline (shorter side to ``resize``, antialiased bilinear; centre crop) - but the
-arithmetic differs in the last bits: nearest-neighbour warps go through
-``grid_sample`` rather than PIL's fixed-point affine, the resize uses PIL's own filter
-weights (``pil_resize_weights``, from Pillow's ``precompute_coeffs``) in float32 instead
-of PIL's 22-bit integers, hue goes through float HSV instead of PIL's 8-bit HSV, and
-the ``deform`` fields are drawn by torch rather than numpy (same distribution; the
-affine jitter uses the PIL path's numbers). ``benchmarks/render_drift.py`` measures the
-difference per family (pixels, and the distance/similarity of a model's features);
-docs/gpu.md has the table. The PIL path stays the default for parity with the paper.
+pipeline (shorter side to ``resize``, antialiased bilinear; centre crop). The
+nearest-neighbour warps compute Pillow's 16.16 fixed-point coordinates and the resize
+uses Pillow's own 22-bit integer weights (``pil_resize_weights``, from Pillow's
+``precompute_coeffs``), in exact float64 sums, in the order of passes the installed
+Pillow takes (``pass_order``), so both give Pillow's bytes. Two families differ: hue
+goes through float HSV instead of PIL's 8-bit HSV, and the ``deform`` fields are drawn
+by torch rather than numpy (same distribution; the affine jitter uses the PIL path's
+numbers). ``benchmarks/render_drift.py`` measures the difference per family (pixels,
+and the distance/similarity of a model's features); docs/gpu.md has the table. The PIL path stays the default for parity with the paper.
 
 Every family is one function ``(image, params, resize, crop, seed) -> views`` taking a
 float32 (3, H, W) image with values 0..255 and returning float32 (N, 3, crop, crop)
@@ -109,17 +109,18 @@ def pass_order(w: int, h: int, out_w: int, out_h: int) -> str:
     return probed(w, h, out_w, out_h) or "hv"
 
 
-def _separable(x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, order: str = "hv") -> torch.Tensor:
+def _separable(x: torch.Tensor, wy: np.ndarray, wx: np.ndarray, order: str = "hv") -> torch.Tensor:
     """Resample (N, 3, H, W) with (oh, H) / (N, oh, H) rows and (ow, W) / (N, ow, W)
-    columns, as Pillow's 8-bit two-pass resize in Pillow's ``order`` ("hv": columns
+    columns (float64 weights, quantised here: a float32 copy would move a few of
+    Pillow's integers by one), as Pillow's 8-bit two-pass resize in Pillow's ``order`` ("hv": columns
     first, "vh": rows first; see ``pass_order``), each pass with Pillow's integer
     weights, ``(sum + 2^21) >> 22`` and clipping, so the intermediate image is rounded
     to 8 bits as Pillow's. In float64 every sum is an exact integer (below 2^53), so the
     result is Pillow's to the bit when ``x`` holds integers."""
     one = float(1 << PRECISION_BITS)
     half = float(1 << (PRECISION_BITS - 1))
-    wx = _t(pil_fixed_weights(wx.cpu().numpy()), x).double()
-    wy = _t(pil_fixed_weights(wy.cpu().numpy()), x).double()
+    wx = torch.as_tensor(pil_fixed_weights(wx), dtype=torch.float64, device=x.device)
+    wy = torch.as_tensor(pil_fixed_weights(wy), dtype=torch.float64, device=x.device)
     wx = wx if wx.ndim == 3 else wx.expand(x.shape[0], *wx.shape)
     wy = wy if wy.ndim == 3 else wy.expand(x.shape[0], *wy.shape)
     if order == "hv":
@@ -138,7 +139,7 @@ def _finish(x: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     rh, rw = shorter_side_size(h, w, resize)
     wy, wx = resize_crop_weights(h, w, resize, crop)
-    return _separable(x, _t(wy, x), _t(wx, x), pass_order(w, h, rw, rh))
+    return _separable(x, wy, wx, pass_order(w, h, rw, rh))
 
 
 def _t(a: Any, like: torch.Tensor) -> torch.Tensor:
@@ -239,7 +240,7 @@ def _translation(img, params, resize, crop, seed):
     # The shift acts on the resized image; resize once, shift, centre crop.
     h, w = img.shape[-2:]
     rh, rw = shorter_side_size(h, w, resize)
-    resized = _separable(img.unsqueeze(0), _t(pil_resize_weights(h, rh), img), _t(pil_resize_weights(w, rw), img),
+    resized = _separable(img.unsqueeze(0), pil_resize_weights(h, rh), pil_resize_weights(w, rw),
                          pass_order(w, h, rw, rh))
     resized = _u8(resized).float()[0]
     shifted = _warp_nearest(resized, [pil_affine_matrix(p, rw, rh) for p in params])
@@ -268,8 +269,7 @@ def _resized_crop(img, params, resize, crop, seed):
     for order in sorted(set(orders)):
         idx = [i for i, o in enumerate(orders) if o == order]
         x = img.unsqueeze(0).expand(len(idx), -1, -1, -1)
-        out[idx] = _separable(x, _t(np.stack([wys[i] for i in idx]), img), _t(np.stack([wxs[i] for i in idx]), img),
-                              order)
+        out[idx] = _separable(x, np.stack([wys[i] for i in idx]), np.stack([wxs[i] for i in idx]), order)
     return out
 
 
