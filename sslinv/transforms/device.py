@@ -13,7 +13,8 @@ Pillow takes (``pass_order``), so both give Pillow's bytes. Two families differ:
 goes through float HSV instead of PIL's 8-bit HSV, and the ``deform`` fields are drawn
 by torch rather than numpy (same distribution; the affine jitter uses the PIL path's
 numbers). ``benchmarks/render_drift.py`` measures the difference per family (pixels,
-and the distance/similarity of a model's features); docs/gpu.md has the table. The PIL path stays the default for parity with the paper.
+and the distance/similarity of a model's features); docs/gpu.md has the table. The PIL
+path stays the default for parity with the paper.
 
 Every family is one function ``(image, params, resize, crop, seed) -> views`` taking a
 float32 (3, H, W) image with values 0..255 and returning float32 (N, 3, crop, crop)
@@ -104,6 +105,8 @@ def pass_order(w: int, h: int, out_w: int, out_h: int) -> str:
     more than twice as many pixels as the width, Pillow 9-12 never)."""
     from sslinv.transforms.pil_fast import pass_order as probed
 
+    if min(w, h) <= 0:  # an empty box (no pixels to resize): nothing for Pillow to tell
+        return "hv"
     # None: both orders gave Pillow's bytes on the probe, or neither did; horizontal
     # first is what every Pillow before 13 does, and what this module always did.
     return probed(w, h, out_w, out_h) or "hv"
@@ -112,11 +115,11 @@ def pass_order(w: int, h: int, out_w: int, out_h: int) -> str:
 def _separable(x: torch.Tensor, wy: np.ndarray, wx: np.ndarray, order: str = "hv") -> torch.Tensor:
     """Resample (N, 3, H, W) with (oh, H) / (N, oh, H) rows and (ow, W) / (N, ow, W)
     columns (float64 weights, quantised here: a float32 copy would move a few of
-    Pillow's integers by one), as Pillow's 8-bit two-pass resize in Pillow's ``order`` ("hv": columns
-    first, "vh": rows first; see ``pass_order``), each pass with Pillow's integer
-    weights, ``(sum + 2^21) >> 22`` and clipping, so the intermediate image is rounded
-    to 8 bits as Pillow's. In float64 every sum is an exact integer (below 2^53), so the
-    result is Pillow's to the bit when ``x`` holds integers."""
+    Pillow's integers by one), as Pillow's 8-bit two-pass resize in Pillow's ``order``
+    ("hv": columns first, "vh": rows first; see ``pass_order``), each pass with Pillow's
+    integer weights, ``(sum + 2^21) >> 22`` and clipping, so the intermediate image is
+    rounded to 8 bits as Pillow's. In float64 every sum is an exact integer (below
+    2^53), so the result is Pillow's to the bit when ``x`` holds integers."""
     one = float(1 << PRECISION_BITS)
     half = float(1 << (PRECISION_BITS - 1))
     wx = torch.as_tensor(pil_fixed_weights(wx), dtype=torch.float64, device=x.device)
