@@ -5,15 +5,16 @@ DataLoader workers, view by view, exactly as the reference did. This module buil
 same views from one uint8 image tensor (decoded once, on the CPU) with batched tensor
 operations on the model's device, so on a GPU the CPU only decodes. It follows the PIL
 path step for step - the transformation acts on the full-size image, then the clean
-pipeline (shorter side to ``resize``, antialiased bilinear; centre crop) - but the
-arithmetic differs in the last bits: nearest-neighbour warps go through
-``grid_sample`` rather than PIL's fixed-point affine, the resize uses PIL's own filter
-weights (``pil_resize_weights``, from Pillow's ``precompute_coeffs``) in float32 instead
-of PIL's 22-bit integers, hue goes through float HSV instead of PIL's 8-bit HSV, and
-the ``deform`` fields are drawn by torch rather than numpy (same distribution; the
-affine jitter uses the PIL path's numbers). ``benchmarks/render_drift.py`` measures the
-difference per family (pixels, and the distance/similarity of a model's features);
-docs/gpu.md has the table. The PIL path stays the default for parity with the paper.
+pipeline (shorter side to ``resize``, antialiased bilinear; centre crop). The
+nearest-neighbour warps compute Pillow's 16.16 fixed-point coordinates and the resize
+uses Pillow's own 22-bit integer weights (``pil_resize_weights``, from Pillow's
+``precompute_coeffs``), in exact float64 sums, in the order of passes the installed
+Pillow takes (``pass_order``), so both give Pillow's bytes. Two families differ: hue
+goes through float HSV instead of PIL's 8-bit HSV, and the ``deform`` fields are drawn
+by torch rather than numpy (same distribution; the affine jitter uses the PIL path's
+numbers). ``benchmarks/render_drift.py`` measures the difference per family (pixels,
+and the distance/similarity of a model's features); docs/gpu.md has the table. The PIL
+path stays the default for parity with the paper.
 
 Every family is one function ``(image, params, resize, crop, seed) -> views`` taking a
 float32 (3, H, W) image with values 0..255 and returning float32 (N, 3, crop, crop)
@@ -97,27 +98,51 @@ def resize_crop_weights(h: int, w: int, resize: int, crop: int) -> tuple[np.ndar
     return wy, wx
 
 
-def _separable(x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+def pass_order(w: int, h: int, out_w: int, out_h: int) -> str:
+    """The order of the installed Pillow's two resize passes for ``w`` x ``h`` ->
+    ``out_w`` x ``out_h``: "hv" (horizontal first) or "vh" (``pil_fast.pass_order``
+    asks Pillow once per size; Pillow 13 goes vertical first when the height shrinks by
+    more than twice as many pixels as the width, Pillow 9-12 never)."""
+    from sslinv.transforms.pil_fast import pass_order as probed
+
+    if min(w, h) <= 0:  # an empty box (no pixels to resize): nothing for Pillow to tell
+        return "hv"
+    # None: both orders gave Pillow's bytes on the probe, or neither did; horizontal
+    # first is what every Pillow before 13 does, and what this module always did.
+    return probed(w, h, out_w, out_h) or "hv"
+
+
+def _separable(x: torch.Tensor, wy: np.ndarray, wx: np.ndarray, order: str = "hv") -> torch.Tensor:
     """Resample (N, 3, H, W) with (oh, H) / (N, oh, H) rows and (ow, W) / (N, ow, W)
-    columns, as Pillow's 8-bit two-pass resize: columns first, each pass with Pillow's
-    integer weights, ``(sum + 2^21) >> 22`` and clipping. In float64 every sum is an
-    exact integer (below 2^53), so the result is Pillow's to the bit when ``x`` holds
-    integers."""
+    columns (float64 weights, quantised here: a float32 copy would move a few of
+    Pillow's integers by one), as Pillow's 8-bit two-pass resize in Pillow's ``order``
+    ("hv": columns first, "vh": rows first; see ``pass_order``), each pass with Pillow's
+    integer weights, ``(sum + 2^21) >> 22`` and clipping, so the intermediate image is
+    rounded to 8 bits as Pillow's. In float64 every sum is an exact integer (below
+    2^53), so the result is Pillow's to the bit when ``x`` holds integers."""
     one = float(1 << PRECISION_BITS)
     half = float(1 << (PRECISION_BITS - 1))
-    wx = _t(pil_fixed_weights(wx.cpu().numpy()), x).double()
-    wy = _t(pil_fixed_weights(wy.cpu().numpy()), x).double()
+    wx = torch.as_tensor(pil_fixed_weights(wx), dtype=torch.float64, device=x.device)
+    wy = torch.as_tensor(pil_fixed_weights(wy), dtype=torch.float64, device=x.device)
     wx = wx if wx.ndim == 3 else wx.expand(x.shape[0], *wx.shape)
     wy = wy if wy.ndim == 3 else wy.expand(x.shape[0], *wy.shape)
-    t = torch.einsum("nchw,nvw->nchv", x.double(), wx).add_(half).div_(one).floor_().clamp_(0, 255)
-    out = torch.einsum("nchv,nuh->ncuv", t, wy).add_(half).div_(one).floor_().clamp_(0, 255)
-    return out.to(x.dtype)
+    if order == "hv":
+        t = torch.einsum("nchw,nvw->nchv", x.double(), wx).add_(half).div_(one).floor_().clamp_(0, 255)
+        out = torch.einsum("nchv,nuh->ncuv", t, wy)
+    elif order == "vh":
+        t = torch.einsum("nchw,nuh->ncuw", x.double(), wy).add_(half).div_(one).floor_().clamp_(0, 255)
+        out = torch.einsum("ncuw,nvw->ncuv", t, wx)
+    else:
+        raise ValueError(f"order must be 'hv' or 'vh', got {order!r}")
+    return out.add_(half).div_(one).floor_().clamp_(0, 255).to(x.dtype)
 
 
 def _finish(x: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
     """The clean pipeline on a batch of full-size float images."""
-    wy, wx = resize_crop_weights(x.shape[-2], x.shape[-1], resize, crop)
-    return _separable(x, _t(wy, x), _t(wx, x))
+    h, w = x.shape[-2:]
+    rh, rw = shorter_side_size(h, w, resize)
+    wy, wx = resize_crop_weights(h, w, resize, crop)
+    return _separable(x, wy, wx, pass_order(w, h, rw, rh))
 
 
 def _t(a: Any, like: torch.Tensor) -> torch.Tensor:
@@ -218,7 +243,8 @@ def _translation(img, params, resize, crop, seed):
     # The shift acts on the resized image; resize once, shift, centre crop.
     h, w = img.shape[-2:]
     rh, rw = shorter_side_size(h, w, resize)
-    resized = _separable(img.unsqueeze(0), _t(pil_resize_weights(h, rh), img), _t(pil_resize_weights(w, rw), img))
+    resized = _separable(img.unsqueeze(0), pil_resize_weights(h, rh), pil_resize_weights(w, rw),
+                         pass_order(w, h, rw, rh))
     resized = _u8(resized).float()[0]
     shifted = _warp_nearest(resized, [pil_affine_matrix(p, rw, rh) for p in params])
     top, left = round((rh - crop) / 2.0), round((rw - crop) / 2.0)
@@ -231,17 +257,23 @@ def _translation(img, params, resize, crop, seed):
 
 def _resized_crop(img, params, resize, crop, seed):
     # PIL crops with each box edge rounded (Python round) and zero padding outside, then
-    # resizes the box to crop x crop: per view, resize weights over the box's pixels.
+    # resizes the box to crop x crop: per view, resize weights over the box's pixels, in
+    # the pass order Pillow takes for that box size (views grouped by order).
     h, w = img.shape[-2:]
-    wys, wxs = [], []
+    wys, wxs, orders = [], [], []
     for p in params:
         top, left, bh, bw = p["top"], p["left"], p["height"], p["width"]
         y0, y1 = round(top), round(top + bh)
         x0, x1 = round(left), round(left + bw)
         wys.append(_box_weights(h, y0, y1, crop))
         wxs.append(_box_weights(w, x0, x1, crop))
-    x = img.unsqueeze(0).expand(len(params), -1, -1, -1)
-    return _separable(x, _t(np.stack(wys), img), _t(np.stack(wxs), img))
+        orders.append(pass_order(x1 - x0, y1 - y0, crop, crop))
+    out = torch.empty(len(params), 3, crop, crop, dtype=img.dtype, device=img.device)
+    for order in sorted(set(orders)):
+        idx = [i for i, o in enumerate(orders) if o == order]
+        x = img.unsqueeze(0).expand(len(idx), -1, -1, -1)
+        out[idx] = _separable(x, np.stack([wys[i] for i in idx]), np.stack([wxs[i] for i in idx]), order)
+    return out
 
 
 def _box_weights(size: int, start: int, stop: int, out: int) -> np.ndarray:
