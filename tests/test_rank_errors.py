@@ -150,6 +150,49 @@ def test_cli_prints_a_shared_error_on_rank_0_only_and_others_with_their_rank(mon
         assert " ".join(capsys.readouterr().err.split()) == expected
 
 
+# ------------------------------------------------------------------ --nproc-per-node
+
+
+def test_torchrun_ends_with_the_first_failed_workers_code_without_its_report(monkeypatch, capsys):
+    import logging
+
+    import torch.distributed.run as torch_run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from sslinv.launch import LaunchOptions, torchrun, torchrun_command
+
+    agent = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    outcome: dict = {}
+
+    def fake_run(args):
+        assert args.nproc_per_node == "2" and args.training_script == "sslinv" and args.module
+        if "failures" in outcome:  # as torch's agent reports the first failure
+            agent.error("failed (exitcode: %s) local_rank: %s (pid: %s) of binary: %s", outcome["code"], 1, 7,
+                        "python")
+            raise ChildFailedError("sslinv", outcome["failures"])
+
+    def failures(*codes: tuple[int, int]) -> dict:  # (rank, exit code) in the order they failed
+        out = {}
+        for t, (rank, code) in enumerate(codes):
+            out[rank] = ProcessFailure(local_rank=rank, pid=100 + rank, exitcode=code, error_file="<N/A>")
+            out[rank].timestamp = t
+        return out
+
+    monkeypatch.setattr(torch_run, "run", fake_run)
+    argv = torchrun_command(LaunchOptions(nproc_per_node=2), ["synthetic", "--model", "x"])
+    assert argv[1:3] == ["-m", "sslinv.launch"]
+    args = argv[3:]
+    assert torchrun(args) == 0
+    outcome.update(code=3, failures=failures((1, 3), (0, -15)))  # rank 1's error; rank 0 stopped by torchrun
+    assert torchrun(args) == 3
+    assert "failed (exitcode" not in capsys.readouterr().err  # the workers printed the error line
+    outcome.update(code=-9, failures=failures((0, -9), (1, -15)))  # killed (out of memory): the report stays
+    with pytest.raises(ChildFailedError, match="Signal 9"):
+        torchrun(args)
+    assert "failed (exitcode: -9)" in capsys.readouterr().err
+    assert not agent.filters
+
+
 # ------------------------------------------------- two gloo ranks, `sslinv synthetic`
 
 #: One rank of ``sslinv synthetic``, run through the CLI; the error it reports (class,
@@ -251,7 +294,7 @@ def test_two_ranks_stop_together_on_an_unreadable_image_of_rank_1(cache_dir, ima
 
 
 def _check_both_stopped(ranks, bad: Path) -> None:
-    for rank, (report, err) in enumerate(ranks):
+    for report, err in ranks:
         assert report["code"] == 3, err[-3000:]
         [(cls, message, where)] = report["seen"]
         assert cls == "BadImageError" and str(bad) in message and where == 1, report
