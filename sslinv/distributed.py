@@ -120,11 +120,10 @@ def run_then_gather(world: World, work: Callable[[], T], share: Callable[[T], An
     ``share(value)`` (the value itself without ``share``) in rank order, as
     ``all_gather_objects``. An ``SslinvError`` raised by ``work`` on any rank does not end
     that rank at once: the rank joins the gather with the error's class and message
-    instead of its share, and then every rank raises the error of the first failing rank
-    in rank order (the
-    same class, so the same exit code, and the same message; its ``rank`` attribute says
-    where it happened). Other exceptions and Ctrl-C end the rank as they would alone.
-    With one process ``work``'s errors propagate as they are.
+    instead of its share, and then every rank raises the error of the lowest-numbered
+    failing rank (the same class, so the same exit code, and the same message; its
+    ``rank`` attribute says where it happened). Other exceptions and Ctrl-C end the rank
+    as they would alone. With one process ``work``'s errors propagate as they are.
     """
     if not world.is_distributed:
         value = work()
