@@ -10,14 +10,23 @@ collectives (``gather_shards``, ``broadcast_tensor``: CPU tensors, no pickling) 
 a rank may wait there for rank 0 while rank 0 waits for a cache file lock held by another
 job, or writes the demo pool, and NCCL's default 10-minute timeout must not kill the job
 then.
+
+An error a user can act on (``SslinvError``: an unreadable image, NaN features) raised on
+one rank during a sharded pass reaches every rank (``run_then_gather``): the pass is
+wrapped, its outcome travels with the gather that follows, and every rank raises the
+first failing rank's error, so no rank is left waiting in a collective for a rank that
+exited.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: How long object collectives and barriers wait (a cold cache behind another job's lock).
 OBJECT_TIMEOUT = timedelta(days=1)
@@ -101,6 +110,65 @@ def all_gather_objects(world: World, obj: Any) -> list[Any]:
     out: list[Any] = [None] * world.world_size
     dist.all_gather_object(out, obj, group=_objects_group)
     return out
+
+
+def run_then_gather(world: World, work: Callable[[], T], share: Callable[[T], Any] | None = None
+                    ) -> tuple[T, list[Any]]:
+    """Run ``work()`` (this rank's part of a sharded pass), then all-gather what it gives.
+
+    Returns ``(value, gathered)``: this rank's ``work()`` and every rank's
+    ``share(value)`` (the value itself without ``share``) in rank order, as
+    ``all_gather_objects``. An ``SslinvError`` raised by ``work`` on any rank does not end
+    that rank at once: the rank joins the gather with the error's class and message
+    instead of its share, and then every rank raises the error of the lowest-numbered
+    failing rank (the same class, so the same exit code, and the same message; its
+    ``rank`` attribute says where it happened). Other exceptions and Ctrl-C end the rank
+    as they would alone. With one process ``work``'s errors propagate as they are.
+    """
+    if not world.is_distributed:
+        value = work()
+        return value, [value if share is None else share(value)]
+    from sslinv.errors import SslinvError, from_worker
+
+    failure: SslinvError | None = None
+    value: Any = None
+    try:
+        value = work()
+    except SslinvError as exc:
+        failure = exc
+    if failure is None:
+        mine = (None, value if share is None else share(value))
+    else:  # a DataLoader worker's error as raised in the worker, not its traceback
+        cls = type(failure)
+        mine = ((f"{cls.__module__}:{cls.__qualname__}", str(from_worker(failure))), None)
+    gathered = all_gather_objects(world, mine)
+    failed = [(r, err) for r, (err, _) in enumerate(gathered) if err is not None]
+    if not failed:
+        return value, [part for _, part in gathered]
+    rank, (name, message) = failed[0]
+    if rank == world.rank:  # this rank's own error, with its traceback
+        failure.rank = rank
+        raise failure
+    exc = _error_class(name)(message)
+    exc.rank = rank
+    raise exc from failure
+
+
+def _error_class(name: str) -> type:
+    """The ``SslinvError`` subclass named ``module:qualname`` (every rank runs the same
+    code), or ``SslinvError`` itself for a name that is not one."""
+    import importlib
+
+    from sslinv.errors import SslinvError
+
+    module, _, qualname = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return SslinvError
+    return obj if isinstance(obj, type) and issubclass(obj, SslinvError) else SslinvError
 
 
 def barrier(world: World) -> None:

@@ -41,6 +41,9 @@ class SslinvError(Exception):
     """Base class: a problem the user can fix. ``exit_code`` is what the CLI returns."""
 
     exit_code = 1
+    #: Under torchrun: the rank where it was raised, once every rank raises it
+    #: (``sslinv.distributed.run_then_gather``); the CLI then prints it on rank 0 only.
+    rank: int | None = None
 
 
 def from_worker(exc: SslinvError) -> SslinvError:

@@ -1,7 +1,8 @@
 """Console output shared by the commands: errors, progress, JSON.
 
 Human-facing output (progress, warnings, errors) goes to stderr; tables and ``--json``
-go to stdout, so ``sslinv ... --json | jq`` works. Only rank 0 prints.
+go to stdout, so ``sslinv ... --json | jq`` works. Only rank 0 prints, except an error
+that only some ranks raised: each of those prints it, its rank prefixed.
 """
 
 from __future__ import annotations
@@ -55,14 +56,12 @@ def handle_errors(verbose_param: str = "verbose") -> Callable[[F], F]:
     def deco(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from sslinv.errors import SslinvError, from_worker
+            from sslinv.errors import SslinvError
 
             try:
                 return fn(*args, **kwargs)
             except SslinvError as exc:
-                if kwargs.get(verbose_param):
-                    stderr.print_exception(show_locals=False)
-                error(str(from_worker(exc)))  # one line, also for errors of loader workers
+                _report(exc, bool(kwargs.get(verbose_param)))
                 raise typer.Exit(exc.exit_code) from None
             except KeyboardInterrupt:
                 error("interrupted; finished results are kept, nothing half-written was left.")
@@ -71,6 +70,33 @@ def handle_errors(verbose_param: str = "verbose") -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+def _report(exc: Exception, verbose: bool) -> None:
+    """The error line (and with ``verbose`` the traceback) of ``exc`` on this rank.
+
+    Under torchrun an error that every rank raised together (``exc.rank`` set by
+    ``sslinv.distributed.run_then_gather``) is printed once, by rank 0, as with one
+    process; its traceback by the rank where it happened. Any other error is printed by
+    each rank that raised it, its rank prefixed: only that rank may know it.
+    """
+    from sslinv.distributed import world_from_env
+    from sslinv.errors import from_worker
+
+    world = world_from_env()
+    message = str(from_worker(exc))  # one line, also for errors of loader workers
+    if not world.is_distributed:
+        if verbose:
+            stderr.print_exception(show_locals=False)
+        error(message)
+        return
+    shared = getattr(exc, "rank", None) is not None
+    if verbose and (not shared or exc.rank == world.rank):
+        stderr.print_exception(show_locals=False)
+    if not shared:
+        error(f"rank {world.rank}: {message}")
+    elif world.is_main:
+        error(message)
 
 
 class RichReporter(Reporter):

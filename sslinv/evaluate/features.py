@@ -287,8 +287,9 @@ def extract(
 
     Each rank extracts its shard into one buffer on the device, checks it for NaN/Inf
     (``FiniteCheck``), copies it to the CPU once, and rank 0 gathers the shards. A rank
-    that found non-finite features stops every rank with its message (the first such
-    rank's), before anything is gathered or cached.
+    that found non-finite features or an unreadable image stops every rank with its
+    error (the first such rank's; ``distributed.run_then_gather``), before anything is
+    gathered or cached.
     """
     n = len(dataset)
     mine = distributed.shard(n, world)
@@ -297,11 +298,11 @@ def extract(
     loader = make_loader(subset, workers, batch_size, _collate, device=extractor.device,
                          batch_bytes=image_batch_bytes(batch_size, crop) if crop else None)
     files = _files(dataset)
-    watch = extractor.check()
-    buf: torch.Tensor | None = None  # this rank's features, on the device
-    error: str | None = None
-    done = 0
-    try:
+
+    def local_pass() -> torch.Tensor | None:
+        watch = extractor.check()
+        buf: torch.Tensor | None = None  # this rank's features, on the device
+        done = 0
         for idx, views in loader:
             out = extractor.forward(views)
             watch.add(out, None if files is None else lambda idx=idx: [files[j] for j in idx.tolist()])
@@ -315,16 +316,12 @@ def extract(
             if progress:
                 progress(len(idx))
         watch.done()
-    except NonFiniteError as exc:
-        if not world.is_distributed:
-            raise
-        error = str(exc)
-    # Every rank learns the feature dimension (a rank may have no rows) and any error.
-    found = distributed.all_gather_objects(world, (None if buf is None else buf.shape[1], error))
-    errors = [e for _, e in found if e is not None]
-    if errors:
-        raise NonFiniteError(errors[0])
-    dims = [d for d, _ in found if d is not None]
+        return buf
+
+    # Every rank learns the feature dimension (a rank may have no rows), or the first
+    # rank's error (unreadable image, non-finite features), before anything is gathered.
+    buf, found = distributed.run_then_gather(world, local_pass, share=lambda b: None if b is None else b.shape[1])
+    dims = [d for d in found if d is not None]
     if not dims:
         raise ValueError("no features were extracted (empty dataset)")
     local = buf.cpu() if buf is not None else torch.empty(0, dims[0])  # the one device -> host copy

@@ -265,9 +265,8 @@ def _warn_group_sizes(ds: GroupedImages, reporter: Reporter) -> None:
 def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whitening, cfg, session, reporter):
     """Per group ``(views used, similarity, distance)`` (None for < 2 views), on every rank,
     and the unreadable files skipped. Views are whitened and compared on the model's
-    device; NaN or Inf features stop every rank before any metric is gathered."""
-    from sslinv.errors import NonFiniteError
-
+    device; an unreadable image (without ``--skip-bad``) or NaN/Inf features stop every
+    rank before any metric is gathered (``distributed.run_then_gather``)."""
     world, rt = session.world, cfg.runtime
     mine = list(distributed.shard(len(ds.groups), world))
     owner: list[int] = []
@@ -276,16 +275,16 @@ def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whiteni
         for f in ds.groups[gi].files:
             owner.append(gi)
             paths.append(ds.path(f))
-    remaining = {gi: len(ds.groups[gi]) for gi in mine}
-    feats: dict[int, list[torch.Tensor]] = {gi: [] for gi in mine}
-    local: list[tuple[int, int, float | None, float | None]] = []
-    skipped: list[str] = []
     progress = reporter.task(f"{ds.name} ({len(ds.groups)} groups)", len(paths))
     loader = make_loader(CleanImages(paths, cfg.resize, cfg.crop, rt.skip_bad), session.workers, rt.batch_size,
                          collate_clean, device=session.device, batch_bytes=image_batch_bytes(rt.batch_size, cfg.crop))
-    watch = extractor.check()
-    error: str | None = None
-    try:
+
+    def local_pass():
+        remaining = {gi: len(ds.groups[gi]) for gi in mine}
+        feats: dict[int, list[torch.Tensor]] = {gi: [] for gi in mine}
+        local: list[tuple[int, int, float | None, float | None]] = []
+        skipped: list[str] = []
+        watch = extractor.check()
         for idx, views, bad in loader:
             touched = set()
             for j in bad:
@@ -310,16 +309,12 @@ def _dataset_metrics(extractor: Extractor, ds: GroupedImages, whitening: Whiteni
                         local.append((gi, len(views_g), None, None))
             progress(len(idx) + len(bad))
         watch.done()  # before any metric leaves this rank
-    except NonFiniteError as exc:
-        if not world.is_distributed:
-            raise
-        error = str(exc)
+        return local, skipped
+
     per_group: list[tuple[int, float | None, float | None]] = [(0, None, None)] * len(ds.groups)
     bad_all: list[str] = []
-    gathered = distributed.all_gather_objects(world, (local, skipped, error))
-    if errors := [e for _, _, e in gathered if e is not None]:
-        raise NonFiniteError(errors[0])
-    for part, bad_part, _ in gathered:
+    _, gathered = distributed.run_then_gather(world, local_pass)
+    for part, bad_part in gathered:
         for gi, k, s, d in part:
             per_group[gi] = (k, s, d)
         bad_all += bad_part

@@ -350,22 +350,21 @@ def pool_whitening(extractor: Extractor, model_identity: dict, pool: ImagePool, 
 def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world, progress,
              keep: set[int] = frozenset(), kept: dict[int, torch.Tensor] | None = None):
     """Statistics of this rank's shard, accumulated beside the model (features never
-    leave the device), merged across ranks. Non-finite features stop every rank. The
-    features of the pool images ``keep`` go into ``kept`` once checked."""
-    from sslinv.errors import NonFiniteError
-
+    leave the device), merged across ranks. An unreadable image (without ``skip_bad``) or
+    non-finite features stop every rank (``distributed.run_then_gather``). The features
+    of the pool images ``keep`` go into ``kept`` once checked."""
     mine = list(distributed.shard(len(pool), world))
     if progress:
         progress(0)  # the bar appears now (cached statistics show none)
     dataset = CleanImages([pool.path(i) for i in mine], resize, crop, skip_bad)
     loader = make_loader(dataset, workers, batch_size, collate_clean, device=extractor.device,
                          batch_bytes=image_batch_bytes(batch_size, crop))
-    local: RunningStats | None = None
-    bad: list[int] = []
-    watch = extractor.check()
-    error: str | None = None
-    mine_kept: dict[int, torch.Tensor] = {}
-    try:
+
+    def local_pass():
+        local: RunningStats | None = None
+        bad: list[int] = []
+        watch = extractor.check()
+        mine_kept: dict[int, torch.Tensor] = {}
         for _idx, views, bad_j in loader:
             bad += [mine[j] for j in bad_j]
             if views is not None:
@@ -382,16 +381,12 @@ def _compute(extractor, pool, resize, crop, skip_bad, batch_size, workers, world
         watch.done()  # before the statistics (or any kept feature) leave this rank
         if kept is not None:
             kept.update(mine_kept)
-    except NonFiniteError as exc:
-        if not world.is_distributed:
-            raise
-        error, local = str(exc), None
-    parts = distributed.all_gather_objects(world, (local.state() if local else None, bad, error))
-    if errors := [e for _, _, e in parts if e is not None]:
-        raise NonFiniteError(errors[0])
+        return local.state() if local else None, bad
+
+    _, parts = distributed.run_then_gather(world, local_pass)
     total: RunningStats | None = None
     skipped: list[int] = []
-    for state, b, _ in parts:  # merged in rank order: identical on every rank
+    for state, b in parts:  # merged in rank order: identical on every rank
         skipped += b
         if state is None:
             continue

@@ -147,12 +147,16 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
         # A row goes to the rank that embedded its image in the statistics pass (pool
         # indices are sharded the same way), so kept features are found where needed.
         rows_mine = [r for r in range(len(ids)) if int(ids[r]) % world.world_size == world.rank]
-        z_clean, bad_rows = _clean_features(
-            extractor, pool, ids, rows_mine, whitening, cfg, session.workers, kept,
-            reporter.task(f"clean views of {len(ids)} images", len(rows_mine)),
+        # An unreadable image (without --skip-bad) or NaN features on one rank stop every
+        # rank at the gather that follows the pass (here and per family).
+        (z_clean, bad_rows), parts = distributed.run_then_gather(
+            world,
+            lambda: _clean_features(extractor, pool, ids, rows_mine, whitening, cfg, session.workers, kept,
+                                    reporter.task(f"clean views of {len(ids)} images", len(rows_mine))),
+            share=lambda value: sorted(value[1]),
         )
         good_rows = [r for r in rows_mine if r not in bad_rows]
-        bad_all = sorted({r for part in distributed.all_gather_objects(world, sorted(bad_rows)) for r in part})
+        bad_all = sorted({r for part in parts for r in part})
         if bad_all:
             reporter.warn(f"Skipped {len(bad_all)} unreadable sampled image(s) (--skip-bad).")
 
@@ -206,7 +210,8 @@ def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, worke
 
 
 def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, cfg, workers, world, progress):
-    """(num_images x k) distance and similarity matrices (NaN where skipped), on every rank.
+    """(num_images x k) distance and similarity matrices (NaN where skipped), on every rank
+    (an error of one rank's pass is raised on every rank: ``distributed.run_then_gather``).
 
     A view equal to its clean view byte for byte (flagged by the renderer for a family's
     identity element, e.g. rotation by 0) takes the clean features: distance 0,
@@ -224,35 +229,39 @@ def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, c
         batches = make_loader(dataset, workers, None, device=extractor.device,
                               batch_bytes=image_batch_bytes(cfg.runtime.batch_size, cfg.crop))
     n, k = len(ids), grid.k
-    D_local, S_local, done = [], [], []
-    watch = extractor.check()
-    for row_t, param_t, views, same in batches:
-        za = torch.stack([z_clean[r] for r in row_t.tolist()])
-        todo = ~same
-        if bool(todo.all()):
-            feats, files = extractor.forward(views), row_t
-        else:
-            feats, files = extractor.forward(views[todo]), row_t[todo]
-        watch.add(feats, lambda rows=files: [f"{pool.files[ids[r]]} ({fam.name} view)" for r in rows.tolist()])
-        zb = whitening.whiten(feats)
-        if not bool(todo.all()):
-            zb_all = za.clone()
-            zb_all[todo.to(za.device)] = zb
-            zb = zb_all
-        dist, sim = pair_metrics(za, zb)
-        done.append(row_t * k + param_t)
-        D_local.append(dist)
-        S_local.append(sim)
-        progress(len(row_t))
-    watch.done()  # before any number leaves this rank
-    local = (
-        torch.cat(done) if done else torch.empty(0, dtype=torch.long),
-        torch.cat(D_local).cpu() if D_local else torch.empty(0, dtype=torch.float64),
-        torch.cat(S_local).cpu() if S_local else torch.empty(0, dtype=torch.float64),
-    )
+
+    def local_pass():
+        D_local, S_local, done = [], [], []
+        watch = extractor.check()
+        for row_t, param_t, views, same in batches:
+            za = torch.stack([z_clean[r] for r in row_t.tolist()])
+            todo = ~same
+            if bool(todo.all()):
+                feats, files = extractor.forward(views), row_t
+            else:
+                feats, files = extractor.forward(views[todo]), row_t[todo]
+            watch.add(feats, lambda rows=files: [f"{pool.files[ids[r]]} ({fam.name} view)" for r in rows.tolist()])
+            zb = whitening.whiten(feats)
+            if not bool(todo.all()):
+                zb_all = za.clone()
+                zb_all[todo.to(za.device)] = zb
+                zb = zb_all
+            dist, sim = pair_metrics(za, zb)
+            done.append(row_t * k + param_t)
+            D_local.append(dist)
+            S_local.append(sim)
+            progress(len(row_t))
+        watch.done()  # before any number leaves this rank
+        return (
+            torch.cat(done) if done else torch.empty(0, dtype=torch.long),
+            torch.cat(D_local).cpu() if D_local else torch.empty(0, dtype=torch.float64),
+            torch.cat(S_local).cpu() if S_local else torch.empty(0, dtype=torch.float64),
+        )
+
+    _, parts = distributed.run_then_gather(world, local_pass)
     D = torch.full((n * k,), math.nan, dtype=torch.float64)
     S = torch.full((n * k,), math.nan, dtype=torch.float64)
-    for flat, dist, sim in distributed.all_gather_objects(world, local):
+    for flat, dist, sim in parts:
         D[flat] = dist
         S[flat] = sim
     return D.view(n, k).numpy(), S.view(n, k).numpy()
