@@ -128,6 +128,17 @@ def to_rgb8(im):
     return im.convert("RGB")
 
 
+def load_rgb_or_none(path: Path, skip_bad: bool):
+    """``load_rgb(path)``, or None for an unreadable file when ``skip_bad`` (the loaders'
+    ``--skip-bad``: the caller counts it); otherwise the ``BadImageError``."""
+    try:
+        return load_rgb(path)
+    except BadImageError:
+        if skip_bad:
+            return None
+        raise
+
+
 def load_rgb(path: Path):
     """Decode an image file as 8-bit RGB PIL image (deep images scaled, see ``to_rgb8``);
     a corrupt file raises BadImageError naming it. Every loader decodes through this."""

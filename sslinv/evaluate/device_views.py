@@ -26,8 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from sslinv.data.folder import load_rgb
-from sslinv.errors import BadImageError
+from sslinv.data.folder import load_rgb_or_none
 from sslinv.runtime import image_batch_bytes, make_loader
 
 #: The render modes of ``sslinv synthetic --render``; ``pil`` is the paper's.
@@ -58,13 +57,8 @@ class DecodedImages(Dataset):
     def __getitem__(self, j: int) -> tuple[int, torch.Tensor | None]:
         from sslinv.transforms.device import image_tensor
 
-        try:
-            img = load_rgb(self.files[j])
-        except BadImageError:
-            if self.skip_bad:
-                return j, None
-            raise
-        return j, image_tensor(img)
+        img = load_rgb_or_none(self.files[j], self.skip_bad)
+        return j, None if img is None else image_tensor(img)
 
 
 def _as_is(item: Any) -> Any:

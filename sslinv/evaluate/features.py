@@ -31,9 +31,9 @@ import torch
 from torch.utils.data import Dataset
 
 from sslinv import cache, distributed, paths
-from sslinv.data.folder import ImagePool, load_rgb
+from sslinv.data.folder import ImagePool, load_rgb, load_rgb_or_none
 from sslinv.distributed import World
-from sslinv.errors import BadImageError, NonFiniteError, UsageError
+from sslinv.errors import NonFiniteError, UsageError
 from sslinv.models.fusion import Member
 from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader
 
@@ -165,13 +165,8 @@ class CleanImages(Dataset):
     def __getitem__(self, j: int):
         from sslinv.transforms import clean_view
 
-        try:
-            img = load_rgb(self.files[j])
-        except BadImageError:
-            if self.skip_bad:
-                return j, None
-            raise
-        return j, clean_view(img, self.resize, self.crop)
+        img = load_rgb_or_none(self.files[j], self.skip_bad)
+        return j, None if img is None else clean_view(img, self.resize, self.crop)
 
 
 def collate_clean(items):

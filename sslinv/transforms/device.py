@@ -24,7 +24,6 @@ casts to uint8.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from sslinv.transforms.families import get_family
+from sslinv.transforms.pil_fast import affine_matrix as pil_affine_matrix
+from sslinv.transforms.pil_fast import fix16, rotate_op
+from sslinv.transforms.pil_fast import pass_order as probed_pass_order
 
 #: Views rendered per batched call (bounds the full-size intermediates in memory).
 DEFAULT_CHUNK = 32
@@ -103,13 +105,11 @@ def pass_order(w: int, h: int, out_w: int, out_h: int) -> str:
     ``out_w`` x ``out_h``: "hv" (horizontal first) or "vh" (``pil_fast.pass_order``
     asks Pillow once per size; Pillow 13 goes vertical first when the height shrinks by
     more than twice as many pixels as the width, Pillow 9-12 never)."""
-    from sslinv.transforms.pil_fast import pass_order as probed
-
     if min(w, h) <= 0:  # an empty box (no pixels to resize): nothing for Pillow to tell
         return "hv"
     # None: both orders gave Pillow's bytes on the probe, or neither did; horizontal
     # first is what every Pillow before 13 does, and what this module always did.
-    return probed(w, h, out_w, out_h) or "hv"
+    return probed_pass_order(w, h, out_w, out_h) or "hv"
 
 
 def _separable(x: torch.Tensor, wy: np.ndarray, wx: np.ndarray, order: str = "hv") -> torch.Tensor:
@@ -159,32 +159,9 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 
 def pil_rotate_matrix(angle: float, w: int, h: int) -> list[float] | None:
     """The inverse matrix Pillow's ``Image.rotate(angle)`` hands to its affine transform
-    (same double arithmetic); None for the angles Pillow serves by a copy/transpose."""
-    angle = angle % 360.0
-    if angle == 0 or angle == 180 or (angle in (90, 270) and w == h):
-        return None
-    cx, cy = w / 2, h / 2
-    a = -math.radians(angle)
-    m = [round(math.cos(a), 15), round(math.sin(a), 15), 0.0, round(-math.sin(a), 15), round(math.cos(a), 15), 0.0]
-    m[2], m[5] = m[0] * -cx + m[1] * -cy + m[2], m[3] * -cx + m[4] * -cy + m[5]
-    m[2] += cx
-    m[5] += cy
-    return m
-
-
-def pil_affine_matrix(p: dict[str, Any], w: int, h: int) -> list[float]:
-    """The inverse matrix ``FT.affine`` computes for a PIL image (centre ``(w/2, h/2)``)."""
-    from torchvision.transforms.functional import _get_inverse_affine_matrix
-
-    shear = p["shear"]
-    shear = [float(shear), 0.0] if isinstance(shear, (int, float)) else [float(v) for v in shear]
-    return _get_inverse_affine_matrix([w * 0.5, h * 0.5], float(p["angle"]), [float(t) for t in p["translate"]],
-                                      float(p["scale"]), shear)
-
-
-def _fix(v: float) -> int:
-    """Pillow's ``FIX``: 16.16 fixed point, ``floor(v * 65536 + 0.5)``."""
-    return math.floor(v * 65536.0 + 0.5)
+    (``pil_fast.rotate_op``); None for the angles Pillow serves by a copy/transpose."""
+    op, matrix = rotate_op(angle, w, h)
+    return matrix if op == "affine" else None
 
 
 def _warp_nearest(image: torch.Tensor, matrices: Sequence[Sequence[float] | None]) -> torch.Tensor:
@@ -202,8 +179,8 @@ def _warp_nearest(image: torch.Tensor, matrices: Sequence[Sequence[float] | None
     coefs = []
     for m in matrices:
         m = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0] if m is None else list(m)
-        coefs.append([_fix(m[2] + m[0] * 0.5 + m[1] * 0.5), _fix(m[0]), _fix(m[1]),
-                      _fix(m[5] + m[3] * 0.5 + m[4] * 0.5), _fix(m[3]), _fix(m[4])])
+        coefs.append([fix16(m[2] + m[0] * 0.5 + m[1] * 0.5), fix16(m[0]), fix16(m[1]),
+                      fix16(m[5] + m[3] * 0.5 + m[4] * 0.5), fix16(m[3]), fix16(m[4])])
     k = torch.tensor(coefs, dtype=torch.int64, device=dev).view(-1, 6, 1, 1)
     xs = torch.arange(w, dtype=torch.int64, device=dev).view(1, 1, w)
     ys = torch.arange(h, dtype=torch.int64, device=dev).view(1, h, 1)

@@ -256,7 +256,8 @@ class Resampler:
 # ------------------------------------------------------------------ warps on a window
 
 
-def _fix(v: float) -> int:
+def fix16(v: float) -> int:
+    """Pillow's ``FIX``: 16.16 fixed point, ``floor(v * 65536 + 0.5)``."""
     return math.floor(v * 65536.0 + 0.5)
 
 
@@ -275,7 +276,7 @@ def _solve_constant(target: int, a: float, b: float) -> float | None:
     """A double c with Pillow's ``FIX(c + a * 0.5 + b * 0.5) == target``."""
     c = target / 65536.0 - a * 0.5 - b * 0.5
     for _ in range(4):
-        got = _fix(c + a * 0.5 + b * 0.5)
+        got = fix16(c + a * 0.5 + b * 0.5)
         if got == target:
             return c
         c += (target - got) / 65536.0
@@ -288,9 +289,9 @@ def shifted_matrix(m: Sequence[float], w: int, h: int, box: tuple[int, int, int,
     ox, oy, x1, y1 = box
     if not _fixed_ok(m, w, h):
         return None
-    a0, a1, a3, a4 = _fix(m[0]), _fix(m[1]), _fix(m[3]), _fix(m[4])
-    c2 = _solve_constant(_fix(m[2] + m[0] * 0.5 + m[1] * 0.5) + ox * a0 + oy * a1, m[0], m[1])
-    c5 = _solve_constant(_fix(m[5] + m[3] * 0.5 + m[4] * 0.5) + ox * a3 + oy * a4, m[3], m[4])
+    a0, a1, a3, a4 = fix16(m[0]), fix16(m[1]), fix16(m[3]), fix16(m[4])
+    c2 = _solve_constant(fix16(m[2] + m[0] * 0.5 + m[1] * 0.5) + ox * a0 + oy * a1, m[0], m[1])
+    c5 = _solve_constant(fix16(m[5] + m[3] * 0.5 + m[4] * 0.5) + ox * a3 + oy * a4, m[3], m[4])
     if c2 is None or c5 is None:
         return None
     out = [m[0], m[1], c2, m[3], m[4], c5]
