@@ -13,8 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from ranks import free_port, rank_env
 from test_synthetic import FAST, run_json
-from test_throughput import TESTS, _free_port
 
 from sslinv import distributed
 from sslinv.distributed import World
@@ -227,14 +227,11 @@ RANK_CLI = textwrap.dedent(
 def _two_cli_ranks(tmp: Path, cache: Path, args: list[str]) -> list[tuple[dict, str]]:
     script = tmp / "rank_cli.py"
     script.write_text(RANK_CLI)
-    port = _free_port()
+    port = free_port()
     procs = []
     try:
         for rank in range(2):
-            env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                   "OMP_NUM_THREADS": "1", "SSLINV_CACHE_DIR": str(cache),
-                   "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+            env = rank_env(rank, 2, port, SSLINV_CACHE_DIR=str(cache))
             procs.append(subprocess.Popen([sys.executable, str(script), str(tmp / f"rank{rank}.json"), *args],
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         # A rank left waiting in a collective would hang here: the timeout fails the test.

@@ -6,8 +6,6 @@ and a cache hit on a node that does not see rank 0's file."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +13,7 @@ import time
 
 import pytest
 import torch
+from ranks import free_port, rank_env
 from typer.testing import CliRunner
 
 from sslinv import cache, runtime
@@ -225,12 +224,6 @@ RANK_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_gloo_processes_cache_hit_broadcast_and_lock_wait(tmp_path):
@@ -241,15 +234,13 @@ def test_two_gloo_processes_cache_hit_broadcast_and_lock_wait(tmp_path):
                  lambda v, p: torch.save(v, p), lambda p: torch.load(p, weights_only=True), world=World())
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
-    port, timeout = _free_port(), 3.0
+    port, timeout = free_port(), 3.0
     held = cache.lock(tmp_path / "locked.pt")  # "another job" computing the same entry
     held.acquire()
     procs = []
     try:
         for rank in range(2):
-            env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                   "MAIN_TIMEOUT": str(timeout), "OMP_NUM_THREADS": "1"}
+            env = rank_env(rank, 2, port, MAIN_TIMEOUT=str(timeout))
             procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         deadline = time.monotonic() + 240
