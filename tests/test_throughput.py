@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from sslinv.cli.main import app
 
 
-
 def _json(*args: str) -> dict:
     res = CliRunner().invoke(app, [*args, "--json"], prog_name="sslinv")
     assert res.exit_code == 0, res.stderr + res.stdout
