@@ -31,10 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sslinv.transforms import pil_fast
 from sslinv.transforms.families import get_family
 from sslinv.transforms.pil_fast import affine_matrix as pil_affine_matrix
 from sslinv.transforms.pil_fast import fix16, rotate_op
-from sslinv.transforms.pil_fast import pass_order as probed_pass_order
 
 #: Views rendered per batched call (bounds the full-size intermediates in memory).
 DEFAULT_CHUNK = 32
@@ -109,7 +109,7 @@ def pass_order(w: int, h: int, out_w: int, out_h: int) -> str:
         return "hv"
     # None: both orders gave Pillow's bytes on the probe, or neither did; horizontal
     # first is what every Pillow before 13 does, and what this module always did.
-    return probed_pass_order(w, h, out_w, out_h) or "hv"
+    return pil_fast.pass_order(w, h, out_w, out_h) or "hv"
 
 
 def _separable(x: torch.Tensor, wy: np.ndarray, wx: np.ndarray, order: str = "hv") -> torch.Tensor:
