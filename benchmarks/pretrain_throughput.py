@@ -77,26 +77,35 @@ def _timed_pair(fa, fb, device, steps: int, warmup: int) -> tuple[float, float]:
     return ta[len(ta) // 2], tb[len(tb) // 2]
 
 
-def measure(arch: str, image_size: int, batch: int, precision: str, device_name: str, steps: int, warmup: int,
-            bn_splits: int | None, moco_k: int) -> dict:
+def moco_model(arch: str, batch: int, moco_k: int, bn_splits: int | None, device):
+    """A seeded MoCo v2 model in training mode on ``device``, laid out as ``pretrain`` lays
+    it out (channels-last on CUDA without split BN)."""
     import torch
 
-    from sslinv.distributed import World
-    from sslinv.pretrain.loop import train_step
     from sslinv.pretrain.moco import MoCo, default_bn_splits, head_dim
-    from sslinv.runtime import autocast_dtype, resolve_device
 
-    device = resolve_device(device_name, World())
-    dtype = autocast_dtype(precision)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     splits = bn_splits or default_bn_splits(batch, 1)
     torch.manual_seed(0)
     model = MoCo(arch, dim=head_dim(arch), K=moco_k, bn_splits=splits,
                  channels_last=device.type == "cuda" and splits == 1)
     if model.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model = model.to(device).train()
+    return model.to(device).train()
+
+
+def measure(arch: str, image_size: int, batch: int, precision: str, device_name: str, steps: int, warmup: int,
+            bn_splits: int | None, moco_k: int) -> dict:
+    import torch
+
+    from sslinv.distributed import World
+    from sslinv.pretrain.loop import train_step
+    from sslinv.runtime import autocast_dtype, resolve_device
+
+    device = resolve_device(device_name, World())
+    dtype = autocast_dtype(precision)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = moco_model(arch, batch, moco_k, bn_splits, device)
     gen = torch.Generator().manual_seed(0)
     im_q = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, generator=gen).to(device)
     im_k = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8, generator=gen).to(device)
@@ -122,7 +131,7 @@ def measure(arch: str, image_size: int, batch: int, precision: str, device_name:
     return {
         "arch": arch, "image_size": image_size, "batch": batch, "precision": precision, "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "bn_splits": splits, "bare_images_per_s": batch / t_bare, "step_images_per_s": batch / t_step,
+        "bn_splits": model.bn_splits, "bare_images_per_s": batch / t_bare, "step_images_per_s": batch / t_step,
         "ratio_step_to_bare": t_bare / t_step,
     }
 
@@ -149,18 +158,11 @@ def measure_device_augment(arch: str, image_size: int, batch: int, precision: st
     from sslinv.pretrain import augment
     from sslinv.pretrain.data import DeviceViews, collate_decoded
     from sslinv.pretrain.loop import train_step
-    from sslinv.pretrain.moco import MoCo, default_bn_splits, head_dim
     from sslinv.runtime import autocast_dtype, resolve_device
 
     device = resolve_device(device_name, World())
     dtype = autocast_dtype(precision)
-    splits = bn_splits or default_bn_splits(batch, 1)
-    torch.manual_seed(0)
-    model = MoCo(arch, dim=head_dim(arch), K=moco_k, bn_splits=splits,
-                 channels_last=device.type == "cuda" and splits == 1)
-    if model.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model = model.to(device).train()
+    model = moco_model(arch, batch, moco_k, bn_splits, device)
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=0.03, momentum=0.9, weight_decay=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
     flat, sizes, _ = collate_decoded([(img, None) for img in decoded_batch(batch)])
