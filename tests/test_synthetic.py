@@ -197,9 +197,12 @@ def _cli(args, env):
 
 
 @pytest.mark.timeout(300)
-def test_two_gloo_processes_match_one(cache_dir, image_folder, tmp_path):
+@pytest.mark.parametrize("views", [["-t", "rotation", "-t", "deform"], ["-t", "deform", "--render", "device"]],
+                         ids=["pil", "device"])
+def test_two_gloo_processes_match_one(cache_dir, image_folder, tmp_path, views):
+    """Rows are sharded across ranks and gathered by index, whichever renderer makes the views."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLINV_CACHE_DIR": str(cache_dir)}
-    common = ["--model", "random-tiny", "--data", str(image_folder), "-t", "rotation", "-t", "deform", "--k", "4",
+    common = ["--model", "random-tiny", "--data", str(image_folder), *views, "--k", "4",
               "--num-images", "7", "--json", *FAST]
     one = _cli(common, env)
     assert one.returncode == 0, one.stderr

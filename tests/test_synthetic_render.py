@@ -166,23 +166,3 @@ def test_clean_batches_report_unreadable_images_once(image_folder, bad_at):
     assert all(v is None or (len(v) == len(i) <= 4 and v.dtype == torch.uint8 and v.shape[1:] == (3, 32, 32))
                for i, v, _ in batches)
     assert DecodedImages(files, skip_bad=True)[bad_at] == (bad_at, None)
-
-
-@pytest.mark.timeout(300)
-def test_two_gloo_processes_match_one(cache_dir, image_folder, tmp_path):
-    """Rows are sharded across ranks and gathered by index, as on the PIL path."""
-    import os
-
-    from test_synthetic import _cli
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLINV_CACHE_DIR": str(cache_dir)}
-    common = ["--model", "random-tiny", "--data", str(image_folder), "-t", "deform", "--k", "4", "--num-images", "7",
-              "--json", "--render", "device", *FAST]
-    one = _cli(common, env)
-    assert one.returncode == 0, one.stderr
-    two = _cli([*common, "--nproc-per-node", "2"], {**env, "SSLINV_CACHE_DIR": str(tmp_path / "cache2")})
-    assert two.returncode == 0, two.stderr
-    a, b = json.loads(one.stdout)["results"][0], json.loads(two.stdout)["results"][0]
-    np.testing.assert_allclose(a["curves"]["distance"], b["curves"]["distance"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(a["curves"]["similarity"], b["curves"]["similarity"], rtol=1e-5, atol=1e-6)
-    assert json.loads(open(b["result_file"]).read())["environment"]["world_size"] == 2
