@@ -87,7 +87,6 @@ def config_dump(cfg: Any) -> dict[str, Any]:
 def environment(device: str, world_size: int) -> dict[str, Any]:
     import numpy
     import torch
-    import torchvision
 
     import sslinv
 
@@ -95,7 +94,7 @@ def environment(device: str, world_size: int) -> dict[str, Any]:
         "sslinv": sslinv.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _version("torchvision"),  # not imported: that costs a second
         "numpy": numpy.__version__,
         "platform": platform.platform(),
         "device": device,
@@ -104,6 +103,15 @@ def environment(device: str, world_size: int) -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name()
     return env
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def now() -> str:

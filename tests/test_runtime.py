@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -99,3 +102,19 @@ def test_synthetic_runs_with_a_worker_under_forkserver(cache_dir, image_folder, 
     out = json.loads(res.stdout)
     assert [(r["transform"], r["k"]) for r in out["results"]] == [("rotation", 2)]
     assert out["results"][0]["curves"]["similarity"][0] == pytest.approx(1)
+
+
+def test_loader_workers_run_opencv_on_one_thread_without_importing_it():
+    """``init_worker`` does not import OpenCV (most families never use it), yet an OpenCV
+    imported later in the worker, or inherited from the parent, runs one thread."""
+    code = (
+        "import sys\n"
+        "from sslinv.runtime import init_worker\n"
+        "init_worker(0)\n"
+        "print('cv2' in sys.modules)\n"
+        "import cv2\n"
+        "print(cv2.getNumThreads())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FOR_THREADS_NUM"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["False", "1"]

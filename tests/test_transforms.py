@@ -367,3 +367,73 @@ def test_clean_view_converts_non_rgb(image):
     grey = image.convert("L")
     assert clean_view(grey, 128, 112).shape == (3, 112, 112)
     assert torch.equal(clean_view(grey, 128, 112), clean_view(grey.convert("RGB"), 128, 112))
+
+
+# --- the clean pipeline and the affine matrix without torchvision ---------------------
+
+
+@pytest.mark.parametrize("size", [(500, 375), (375, 500), (333, 500), (256, 256), (300, 100), (97, 61),
+                                  (111, 224), (224, 111), (60, 40), (1, 7)])
+@pytest.mark.parametrize("resize_crop", [(256, 224), (128, 112), (64, 64), (32, 40)])
+def test_resize_and_crop_match_torchvision(size, resize_crop):
+    """Sizes, offsets and zero padding (crop larger than the image, odd differences) as
+    torchvision's functionals, byte for byte."""
+    from sslinv.transforms.pipeline import center_crop, resize_shorter
+
+    resize, crop = resize_crop
+    rng = np.random.default_rng(size)
+    img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    resized = resize_shorter(img, resize)
+    want = FT.resize(img, resize)
+    assert resized.size == want.size and resized.tobytes() == want.tobytes()
+    for source in (img, resized):
+        got, ref = center_crop(source, crop), FT.center_crop(source, [crop, crop])
+        assert got.size == ref.size == (crop, crop) and got.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("name", ["scale", "shear", "translation"])
+@pytest.mark.parametrize("wh", [(500, 375), (375, 500), (97, 61)])
+def test_affine_matrix_matches_torchvision(name, wh):
+    """The inverse matrix of ``FT.affine`` on PIL, to the last bit, for every grid point
+    (and the argument forms torchvision accepts)."""
+    from torchvision.transforms.functional import _get_inverse_affine_matrix
+
+    from sslinv.transforms.pil_fast import affine_matrix
+
+    w, h = wh
+    params = get_family(name).grid(64, 256, 224).params
+    params += [{"angle": 30, "translate": (3, -2.5), "scale": 0.7, "shear": 12.0},
+               {"angle": -10.5, "translate": [0, 0], "scale": 1.3, "shear": (5.0,)}]
+    for p in params:
+        shear = p["shear"]
+        shear = [shear, 0.0] if isinstance(shear, (int, float)) else list(shear)
+        shear = shear * 2 if len(shear) == 1 else shear
+        angle = float(p["angle"]) if isinstance(p["angle"], int) else p["angle"]
+        want = _get_inverse_affine_matrix([w * 0.5, h * 0.5], angle, list(p["translate"]), p["scale"], shear)
+        assert affine_matrix(p, w, h) == want, p
+
+
+def test_batched_geometric_views_import_no_torchvision(tmp_path):
+    """Rendering the batched families (as a loader worker forked from a process that has
+    not imported torchvision does) and the clean view leaves torchvision unimported;
+    ``preload`` imports what the other families need."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from sslinv.transforms import FAMILIES, clean_view, get_family\n"
+        "img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (375, 500, 3), dtype=np.uint8))\n"
+        "clean_view(img, 128, 112)\n"
+        "for _, fam in FAMILIES.items():\n"
+        "    if fam.apply_batch is not None:\n"
+        "        fam.preload()\n"
+        "        fam.views(img, fam.grid(4, 128, 112).params, 128, 112, seed=0)\n"
+        "print('torchvision' in sys.modules, 'cv2' in sys.modules)\n"
+        "get_family('hue').preload()\n"
+        "print('torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True"]

@@ -224,6 +224,7 @@ def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, c
     else:
         tasks = [(r, p) for r in rows for p in range(grid.k)]
         render = FamilyView(fam, grid.params, cfg.resize, cfg.crop)
+        fam.preload()  # before the workers are forked, so that they share the modules
         dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed,
                              identity=grid.identity, clean=CleanView(cfg.resize, cfg.crop))
         batches = make_loader(dataset, workers, None, device=extractor.device,

@@ -128,6 +128,19 @@ class Family:
     apply: ViewFn = field(repr=False, compare=False)
     # Optional: builds several views of one image sharing work (see ``views``).
     apply_batch: BatchFn | None = field(default=None, repr=False, compare=False)
+    # Modules the views import (see ``preload``).
+    imports: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def preload(self) -> None:
+        """Import here what this family's views import, before loader workers are forked
+        from this process: they then share the modules instead of each importing them
+        (torchvision alone takes about a second). The batched geometric families need
+        neither torchvision nor OpenCV (a geometry they hand back to the one-view path
+        imports torchvision in the worker)."""
+        import importlib
+
+        for name in self.imports:
+            importlib.import_module(name)
 
     def grid(self, k: int | None, resize: int, crop: int) -> Grid:
         """The grid for ``k`` views (None -> ``default_k``; above ``max_k`` -> ``max_k``;
@@ -493,8 +506,13 @@ _BATCH: dict[str, BatchFn] = {
     "v_flip": partial(_flip_batch, "FLIP_TOP_BOTTOM"),
 }
 
+# What each family's views import; the batched ones only Pillow and numpy.
+_IMPORTS = {"blur": ("cv2",), "deform": ("cv2",), **{name: () for name in _BATCH}}
+_TORCHVISION = ("torchvision.transforms.functional",)
+
 for _name, _k, _max_k, _kind, _desc, _grid, _view in _TABLE:
-    _family = Family(_name, _k, _max_k, _kind, _desc, _grid, _view, _BATCH.get(_name))
+    _family = Family(_name, _k, _max_k, _kind, _desc, _grid, _view, _BATCH.get(_name),
+                     _IMPORTS.get(_name, _TORCHVISION))
     FAMILIES.register(_name, _family)
 del _name, _k, _max_k, _kind, _desc, _grid, _view, _family
 

@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from sslinv.transforms.pipeline import resized_size
+
 if TYPE_CHECKING:
     import torch
 
@@ -147,13 +149,6 @@ def mirror_symmetric(size: int, out: int, start: int, crop: int) -> bool:
     rows = pil_weights(size, 0.0, float(size), out, start, crop)
     mirrored = pil_weights(size, 0.0, float(size), out, out - start - crop, crop)
     return _same_integers(rows, mirrored[::-1, ::-1])
-
-
-def resized_size(w: int, h: int, resize: int) -> tuple[int, int]:
-    """(width, height) after ``transforms.Resize(resize)`` (torchvision's rule)."""
-    if w <= h:
-        return resize, int(resize * h / w)
-    return int(resize * w / h), resize
 
 
 @lru_cache(maxsize=1024)
@@ -349,20 +344,38 @@ def rotate_op(angle: float, w: int, h: int) -> tuple[str, Any]:
 
 
 def affine_matrix(p: dict[str, Any], w: int, h: int) -> list[float]:
-    """The inverse matrix ``FT.affine(img, **p)`` hands to Pillow (same argument handling)."""
+    """The inverse matrix ``FT.affine(img, **p)`` hands to Pillow for a ``w`` x ``h``
+    image, without importing torchvision: the same argument handling (a number as shear
+    is ``[shear, 0]``, one value is used for both axes) and the same double operations
+    in the same order (tests/test_render_batch.py compares it with torchvision's).
+
+    With rotation ``r``, shears ``sx``/``sy`` and scale ``s`` about the centre
+    ``(w/2, h/2)``, the forward linear part is ``[[a, b], [c, d]]`` with determinant 1;
+    Pillow gets its inverse ``[[d, -b], [-c, a]] / s``, then the inverse of the
+    translation and the centre shift.
+    """
     import numbers
 
-    from torchvision.transforms.functional import _get_inverse_affine_matrix
-
-    angle, translate, shear = p["angle"], p["translate"], p["shear"]
-    angle = float(angle) if isinstance(angle, int) else angle
-    translate = list(translate) if isinstance(translate, tuple) else translate
+    angle, (tx, ty), shear, scale = p["angle"], p["translate"], p["shear"], p["scale"]
     if isinstance(shear, numbers.Number):
         shear = [shear, 0.0]
-    shear = list(shear) if isinstance(shear, tuple) else shear
+    shear = list(shear)
     if len(shear) == 1:
         shear = [shear[0], shear[0]]
-    return _get_inverse_affine_matrix([w * 0.5, h * 0.5], angle, translate, p["scale"], shear)
+    if len(shear) != 2:
+        raise ValueError(f"shear must be a number or one or two values, got {p['shear']!r}")
+    rot, sx, sy = math.radians(angle), math.radians(shear[0]), math.radians(shear[1])
+    cx, cy = w * 0.5, h * 0.5
+    a = math.cos(rot - sy) / math.cos(sy)
+    b = -math.cos(rot - sy) * math.tan(sx) / math.cos(sy) - math.sin(rot)
+    c = math.sin(rot - sy) / math.cos(sy)
+    d = -math.sin(rot - sy) * math.tan(sx) / math.cos(sy) + math.cos(rot)
+    m = [x / scale for x in (d, -b, 0.0, -c, a, 0.0)]
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty)
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty)
+    m[2] += cx
+    m[5] += cy
+    return m
 
 
 # ------------------------------------------------------------------------- the views
@@ -430,9 +443,9 @@ def flip_views(img: Image.Image, flags: Sequence[bool], method: Image.Transpose,
 def translation_views(img: Image.Image, params: Sequence[dict[str, Any]], resize: int, crop: int):
     """``center_crop(FT.affine(resize(img), **p))`` for each p, warping only the crop
     window of the resized image; None for the one-view path."""
-    import torchvision.transforms.functional as FT
+    from sslinv.transforms.pipeline import resize_shorter
 
-    resized = FT.resize(img, resize)
+    resized = resize_shorter(img, resize)
     rw, rh = resized.size
     if crop > rw or crop > rh:
         return None

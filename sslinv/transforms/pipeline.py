@@ -7,8 +7,11 @@ uint8 ``(3, crop, crop)`` tensor. Normalisation is left to the caller, which doe
 per batch on the accelerator (``IMAGENET_MEAN``/``IMAGENET_STD``).
 
 All PIL work stays on PIL; the only conversion is the final one to a tensor.
-torch and torchvision are imported inside the functions so that importing
-``sslinv.transforms`` (to list family names, for example) stays cheap.
+``resize_shorter`` and ``center_crop`` repeat torchvision's rules (output size,
+crop offsets, zero padding) on Pillow directly, without importing torchvision: its
+import costs about a second of every command's start (tests/test_transforms.py compares
+them with torchvision's functionals). torch is imported inside the functions so that
+importing ``sslinv.transforms`` (to list family names, for example) stays cheap.
 """
 
 from __future__ import annotations
@@ -39,18 +42,39 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 
-def resize_shorter(img: Image.Image, resize: int) -> Image.Image:
-    """``transforms.Resize(resize)`` on PIL: shorter side -> ``resize``, bilinear, antialiased."""
-    import torchvision.transforms.functional as FT
+def resized_size(w: int, h: int, resize: int) -> tuple[int, int]:
+    """(width, height) after ``transforms.Resize(resize)``: the shorter side becomes
+    ``resize``, the longer one ``int(resize * long / short)`` (torchvision's rule)."""
+    if w <= h:
+        return resize, int(resize * h / w)
+    return int(resize * w / h), resize
 
-    return FT.resize(img, resize)
+
+def resize_shorter(img: Image.Image, resize: int) -> Image.Image:
+    """``transforms.Resize(resize)`` on PIL: shorter side -> ``resize``, bilinear,
+    antialiased (Pillow's resize); the image itself when it already has that size."""
+    from PIL import Image
+
+    size = resized_size(img.width, img.height, resize)
+    return img if size == img.size else img.resize(size, Image.BILINEAR)
 
 
 def center_crop(img: Image.Image, crop: int) -> Image.Image:
-    """``transforms.CenterCrop(crop)`` on a PIL image (zero padding if the image is smaller)."""
-    import torchvision.transforms.functional as FT
+    """``transforms.CenterCrop(crop)`` on a PIL image: an image smaller than the crop is
+    first padded with zeros, ``(crop - size) // 2`` before and the rest after; the
+    window starts at ``round((size - crop) / 2)``."""
+    from PIL import Image
 
-    return FT.center_crop(img, [crop, crop])
+    w, h = img.size
+    if crop > w or crop > h:
+        left, top = max(crop - w, 0) // 2, max(crop - h, 0) // 2
+        padded = Image.new(img.mode, (max(w, crop), max(h, crop)), 0)
+        padded.paste(img, (left, top))
+        img, w, h = padded, padded.width, padded.height
+        if (w, h) == (crop, crop):
+            return img
+    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    return img.crop((left, top, left + crop, top + crop))
 
 
 def finish(img: Image.Image, resize: int, crop: int) -> torch.Tensor:
