@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.models.resnet import BasicBlock
 
 from sslinv.errors import CheckpointError, UnknownNameError, UsageError
 from sslinv.models import (
@@ -32,6 +31,7 @@ from sslinv.models import (
     save_moco_checkpoint,
 )
 from sslinv.models.checkpoints import infer_arch, read_signature
+from sslinv.models.resnet import BasicBlock
 from sslinv.paths import checkpoint_path, weights_dir
 
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))

@@ -1,8 +1,16 @@
-"""ResNet architectures, all with torchvision's state-dict keys.
+"""ResNet architectures, all with torchvision's state-dict keys, without torchvision.
 
 Every architecture here produces ``conv1, bn1, layer1..layer4, fc`` keys exactly as
 torchvision's ResNets do, so one checkpoint loader serves them all and a checkpoint's
 architecture can be read from its tensor shapes (see ``checkpoints.py``).
+
+The blocks are our own, written to torchvision's published layout (He et al. 2016,
+with the stride on the Bottleneck's 3x3 conv, "ResNet v1.5"): the same submodule names
+in the same registration order, the same initialisation and the same forward
+arithmetic, so a ``resnet50`` built here after ``torch.manual_seed(s)`` has the very
+tensors of ``torchvision.models.resnet50(weights=None)`` and the very outputs
+(``tests/test_resnet_arch.py`` checks both). Importing torchvision would cost every
+evaluation command about a second of start-up (it pulls in ``torch._dynamo``).
 
 ``resnet50w3`` is the paper's "ResNet-50 with 3x width": unlike torchvision's
 ``wide_resnet50_2`` (which widens only the bottleneck), every channel count is
@@ -19,14 +27,82 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from sslinv.registry import Registry
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
-BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution, padding 1, no bias (a BatchNorm follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution, no bias (a BatchNorm follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+# Attribute names and their order of assignment are part of the contract: they fix
+# the state-dict keys and their order, and the order in which construction draws from
+# the global RNG (each Conv2d draws at construction, before ResNet re-initialises it).
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with a shortcut (ResNet-18/34); the first conv carries the stride."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (with the stride: "v1.5"), 1x1 expand by 4, plus a shortcut."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
+    "basic": BasicBlock, "bottleneck": Bottleneck,
+}
 
 
 class ResNet(nn.Module):
@@ -80,8 +156,8 @@ class ResNet(nn.Module):
                 conv1x1(self.inplanes, planes * block.expansion, stride),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        # Bottleneck's inner width is planes * base_width / 64; base_width=64 keeps it
-        # equal to ``planes`` at every widening (the "every channel x3" definition).
+        # The Bottleneck's inner width is ``planes`` at every widening (the "every
+        # channel x3" definition; torchvision's wide_resnet widens only this width).
         mods = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         mods += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -133,17 +209,16 @@ def _register(name, block, layers, stem, inner, build_fn, description):
     ARCHS.register(name, Arch(name, block, tuple(layers), stem, inner, build_fn, description))
 
 
-_TV = torchvision.models
 _register("resnet18", "basic", (2, 2, 2, 2), 64, 64,
-          lambda: _TV.resnet18(weights=None), "torchvision ResNet-18 (512-d)")
+          lambda: ResNet(BasicBlock, (2, 2, 2, 2)), "ResNet-18 (512-d), torchvision's layout")
 _register("resnet34", "basic", (3, 4, 6, 3), 64, 64,
-          lambda: _TV.resnet34(weights=None), "torchvision ResNet-34 (512-d)")
+          lambda: ResNet(BasicBlock, (3, 4, 6, 3)), "ResNet-34 (512-d), torchvision's layout")
 _register("resnet50", "bottleneck", (3, 4, 6, 3), 64, 64,
-          lambda: _TV.resnet50(weights=None), "torchvision ResNet-50 (2048-d)")
+          lambda: ResNet(Bottleneck, (3, 4, 6, 3)), "ResNet-50 (2048-d), torchvision's layout")
 _register("resnet101", "bottleneck", (3, 4, 23, 3), 64, 64,
-          lambda: _TV.resnet101(weights=None), "torchvision ResNet-101 (2048-d)")
+          lambda: ResNet(Bottleneck, (3, 4, 23, 3)), "ResNet-101 (2048-d), torchvision's layout")
 _register("resnet152", "bottleneck", (3, 8, 36, 3), 64, 64,
-          lambda: _TV.resnet152(weights=None), "torchvision ResNet-152 (2048-d)")
+          lambda: ResNet(Bottleneck, (3, 8, 36, 3)), "ResNet-152 (2048-d), torchvision's layout")
 _register("resnet50w3", "bottleneck", (3, 4, 6, 3), 192, 192,
           lambda: ResNet(Bottleneck, (3, 4, 6, 3), widen=3),
           "ResNet-50 with every channel count x3 (6144-d), as the paper's default_w3")
