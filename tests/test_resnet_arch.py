@@ -121,3 +121,17 @@ def test_evaluation_imports_do_not_import_torchvision(tmp_path: Path) -> None:
     where, loaded = proc.stdout.strip().splitlines()[-2:]
     assert Path(where).is_relative_to(REPO)  # this checkout's sslinv, not another install
     assert loaded == "[]"
+
+
+def test_meta_skeleton_does_not_import_dynamo():
+    """Building an architecture on the meta device (checkpoint shape checks, loading)
+    skips the random initialisation, whose meta kernels import torch._dynamo."""
+    code = (
+        "import sys, torch\n"
+        "from sslinv.models.resnet import ARCHS\n"
+        "with torch.device('meta'):\n"
+        "    net = ARCHS.get('resnet50')()\n"
+        "print(net.conv1.weight.is_meta, 'torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]

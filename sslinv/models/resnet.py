@@ -135,7 +135,11 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(stem * 8 * block.expansion, num_classes)
 
-        # The same initialisation as torchvision's ResNet.
+        # The same initialisation as torchvision's ResNet. Skipped for a skeleton built on
+        # the meta device (for its shapes, or to load weights into): there it would only
+        # import torch._dynamo (about a second), which meta ``normal_`` needs.
+        if self.conv1.weight.is_meta:
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
