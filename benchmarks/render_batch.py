@@ -20,6 +20,12 @@ seconds, not wall time. Prints ms per view and the ratios against per call.
     python benchmarks/render_batch.py                      # 4 images 500 x 375, k = 16, 256/224
     python benchmarks/render_batch.py --resize 128 --crop 112 --k 64
     python benchmarks/render_batch.py --size 375x500 --no-device   # portrait, PIL columns only
+    python benchmarks/render_batch.py --clean --families ""        # clean views only
+
+``--clean`` adds a row for the clean view (no transformation) of each image, as the
+statistics pass renders it: ``pipeline.clean_view`` (full resize, then centre crop)
+against ``pil_fast.clean_window`` (only the window the crop reads, once the size has
+recurred), per view, with the same bytes (checked).
 """
 
 from __future__ import annotations
@@ -54,6 +60,28 @@ def cpu_seconds(fn, repeat: int) -> float:
     return best
 
 
+def clean_row(imgs: list[Image.Image], resize: int, crop: int, repeat: int, rounds: int = 25) -> str:
+    """The clean-view row: ms per view, plain against windowed, and the ratio."""
+    from sslinv.transforms import pil_fast
+    from sslinv.transforms.pipeline import clean_view
+
+    for im in imgs:  # past the first CLEAN_AFTER calls with this size
+        for _ in range(pil_fast.CLEAN_AFTER):
+            pil_fast.clean_window(im, resize, crop)
+        window = pil_fast.clean_window(im, resize, crop)
+        assert window is not None and torch.equal(window, clean_view(im, resize, crop))
+
+    def plain():
+        return [clean_view(im, resize, crop) for _ in range(rounds) for im in imgs]
+
+    def windowed():
+        return [pil_fast.clean_window(im, resize, crop) for _ in range(rounds) for im in imgs]
+
+    n = rounds * len(imgs)
+    t_plain, t_window = cpu_seconds(plain, repeat), cpu_seconds(windowed, repeat)
+    return f"{'clean view':14s} {1000 * t_plain / n:9.3f} {1000 * t_window / n:9.3f} {t_plain / t_window:5.2f}x"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=4)
@@ -64,6 +92,11 @@ def main() -> None:
     ap.add_argument("--size", default="500x375", help="image width x height")
     ap.add_argument("--families", default=",".join(GEOMETRIC), help="comma-separated family names")
     ap.add_argument("--no-device", action="store_true", help="skip the (slow on a CPU) device renderer")
+    ap.add_argument(
+        "--clean",
+        action="store_true",
+        help="add a row for the clean view: pipeline.clean_view against pil_fast.clean_window",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)  # as in a DataLoader worker
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -73,7 +106,7 @@ def main() -> None:
           "CPU ms per view")
     print(f"{'family':14s} {'per call':>9s} {'views()':>9s} {'ratio':>6s}" + ("" if args.no_device else
           f" {'device':>9s} {'ratio':>6s}"))
-    for name in args.families.split(","):
+    for name in filter(None, args.families.split(",")):
         fam = get_family(name)
         params = fam.grid(args.k, args.resize, args.crop).params
         n = len(imgs) * len(params)
@@ -96,6 +129,9 @@ def main() -> None:
             t_dev = cpu_seconds(device, args.repeat)
             line += f" {1000 * t_dev / n:9.3f} {t_one / t_dev:5.2f}x"
         print(line)
+    if args.clean:
+        print(f"{'':14s} {'plain':>9s} {'window':>9s}")
+        print(clean_row(imgs, args.resize, args.crop, args.repeat))
 
 
 if __name__ == "__main__":

@@ -17,11 +17,23 @@ from PIL import Image
 
 from sslinv.transforms import get_family
 from sslinv.transforms import pil_fast as P
+from sslinv.transforms.pipeline import clean_view
 
 GEOMETRIC = ["rotation", "translation", "scale", "shear", "resized_crop", "h_flip", "v_flip"]
 PAIRS = [(256, 224), (128, 112), (224, 224), (73, 64)]
 # (width, height): landscape / portrait, odd / even, square, the benchmark's 500 x 375.
 SIZES = [(500, 375), (375, 500), (400, 400), (333, 500), (201, 599), (598, 203), (256, 256), (457, 311)]
+# (width, height, resize, crop) where an axis without a box plan resizes a canvas shorter
+# than the image: landscape / portrait, odd sizes, upscaling, canvases ending at the
+# image's last pixel (marked), at 128/112, 256/224 and 224/224.
+CANVAS_SIZES = [
+    (500, 375, 128, 112), (375, 500, 128, 112), (640, 480, 128, 112), (371, 297, 128, 112),
+    (503, 732, 128, 112), (580, 189, 256, 224), (225, 405, 256, 224), (251, 668, 224, 224),
+    (462, 430, 256, 224),  # ends at the image's right edge
+    (642, 791, 256, 224),  # ends at the bottom edge
+    (216, 199, 224, 224),  # ends at the right edge, height upscaled
+    (159, 196, 256, 224),  # ends at the bottom edge, both axes upscaled
+]  # fmt: skip
 
 
 def noise(w: int, h: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
@@ -132,13 +144,15 @@ def ours_q30(in_size: int, out: int, box: tuple[float, float] | None) -> np.ndar
 def test_weights_are_pillows():
     rng = np.random.default_rng(0)
     cases = [(375, 256, None), (500, 341, None), (37, 400, None), (600, 73, None)]
-    for w, h in SIZES:  # the boxes the plans use
-        for resize, crop in PAIRS:
-            g = P.geometry(w, h, resize, crop)
-            for axis in (g.x, g.y) if g else ():
-                cases.append((axis.size, axis.out, None))
-                if axis.box:
-                    cases.append((axis.hi - axis.lo, axis.crop, axis.box))
+    plans = [(w, h, resize, crop) for w, h in SIZES for resize, crop in PAIRS] + CANVAS_SIZES
+    for w, h, resize, crop in plans:  # the boxes and canvases the plans use
+        g = P.geometry(w, h, resize, crop)
+        for axis in (g.x, g.y) if g else ():
+            cases.append((axis.size, axis.out, None))
+            if axis.box:
+                cases.append((axis.hi - axis.lo, axis.crop, axis.box))
+            else:
+                cases.append((axis.canvas[1], axis.canvas[2], None))
     for _ in range(40):
         size, out = int(rng.integers(10, 600)), int(rng.integers(5, 400))
         a = float(rng.uniform(0, size / 2))
@@ -204,3 +218,86 @@ def test_pass_order_follows_this_pillow():
     assert two_calls.tobytes() == img.resize((128, 381), Image.BILINEAR).tobytes()
     assert P.pass_order(500, 375, 341, 256) == "hv"  # Pillow 9-13 agree on the usual sizes
     assert P.pass_order(500, 375, 500, 256) == "hv"  # one pass only
+
+
+# --- period-aligned canvases ---------------------------------------------------------
+
+
+def short_canvases(w: int, h: int, resize: int, crop: int) -> list[P.AxisPlan]:
+    g = P.geometry(w, h, resize, crop)
+    return [a for a in (g.x, g.y) if a.box is None and a.canvas[1] < a.size]
+
+
+@pytest.mark.parametrize("case", CANVAS_SIZES, ids=lambda s: "{}x{}-{}-{}".format(*s))
+def test_canvas_views_are_the_stacked_single_views(case):
+    w, h, resize, crop = case
+    assert short_canvases(*case), "the plan no longer takes a shorter canvas here"
+    img = noise(w, h, seed=w + h)
+    rng = np.random.default_rng(w)
+    for name in ("rotation", "scale", "shear"):
+        assert_same_views(name, img, random_params(name, rng, resize), resize, crop)
+
+
+def test_plan_takes_a_shorter_canvas_for_500x375():
+    # 500 -> 170 is 50 / 17: input 50:450 resized to 136 outputs holds the crop's 112
+    # from output 12 on (29 - 17); at resize 256, 500 -> 341 has no shorter period.
+    g = P.geometry(500, 375, 128, 112)
+    assert g.x.box is None and g.x.canvas == (50, 400, 136, 12)
+    assert 50 <= g.x.lo and g.x.hi <= 450 and g.y.box is not None and g.y.canvas is None
+    assert P.geometry(375, 500, 128, 112).y.canvas == (50, 400, 136, 12)
+    assert P.geometry(500, 375, 256, 224).x.canvas == (0, 500, 341, 58)
+
+
+def test_aligned_canvas_against_pillow_along_one_axis():
+    # Random axes (shrinking and enlarging) and crops anywhere, including crops from
+    # output 0 (lo == 0) and up to the last output (hi == size): wherever the plan takes
+    # a canvas, Pillow's resize of it gives the crop of Pillow's full resize.
+    rng = np.random.default_rng(0)
+    taken, at_edges = 0, set()
+    for _ in range(600):
+        size = int(rng.integers(10, 700))
+        out = int(rng.integers(3, 3 * size))
+        crop = int(rng.integers(1, out + 1))
+        start = int(rng.choice([0, out - crop, rng.integers(0, out - crop + 1)]))
+        a = P.axis_plan(size, out, start, crop)
+        if a.box is not None:
+            continue
+        first, length, count, offset = a.canvas
+        assert first <= a.lo and a.hi <= first + length <= size
+        if length == size:
+            assert a.canvas == (0, size, out, start)
+            continue
+        taken += 1
+        at_edges.update(edge for edge, hit in (("lo", a.lo == 0), ("hi", a.hi == size)) if hit)
+        line = noise(size, 2, seed=size)
+        full = line.resize((out, 2), Image.BILINEAR).crop((start, 0, start + crop, 2))
+        short = line.crop((first, 0, first + length, 2)).resize((count, 2), Image.BILINEAR)
+        assert short.crop((offset, 0, offset + crop, 2)).tobytes() == full.tobytes(), (size, out, start, crop)
+    assert taken > 50 and at_edges == {"lo", "hi"}
+
+
+# --- the windowed clean view ---------------------------------------------------------
+
+
+def test_clean_window_is_clean_view_once_a_size_recurs(monkeypatch):
+    monkeypatch.setattr(P, "_sizes_seen", {})
+    sizes = [(500, 375, 128, 112), (375, 500, 256, 224), (462, 430, 256, 224), (201, 599, 73, 64), (224, 224, 224, 224)]
+    for w, h, resize, crop in sizes:
+        for i in range(P.CLEAN_AFTER):  # the first calls with a size: the plain path
+            assert P.clean_window(noise(w, h, seed=i), resize, crop) is None
+        for i in range(3):
+            img = noise(w, h, seed=10 + i)
+            got = P.clean_window(img, resize, crop)
+            assert got is not None and got.is_contiguous()
+            assert torch.equal(got, clean_view(img, resize, crop)), (w, h, resize, crop)
+    # Counted per (width, height, resize, crop): a new crop or a transposed size starts over.
+    assert P.clean_window(noise(500, 375), 128, 96) is None
+    assert P.clean_window(noise(375, 500), 128, 112) is None
+    assert P.clean_window(noise(500, 375), 128, 112) is not None
+
+
+def test_clean_window_declines_what_it_does_not_cover(monkeypatch):
+    monkeypatch.setattr(P, "_sizes_seen", {})
+    for _ in range(P.CLEAN_AFTER + 1):
+        assert P.clean_window(noise(300, 200), 64, 100) is None  # the crop pads
+        assert P.clean_window(noise(320, 240, mode="L"), 128, 112) is None  # not RGB

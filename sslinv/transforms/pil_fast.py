@@ -20,7 +20,12 @@ decision depends on it:
   pass when its integer weights equal the full pass's, compared in full per image size
   (``axis_plan``, ``_same_integers``). Pillow takes box edges as float32, so this holds
   when the scale is a short binary fraction, as on the shorter side at resize 256 or 128
-  (375 / 256); other axes keep their full pass, whose cost sets the floor.
+  (375 / 256). Otherwise, with ``size / out = p / q`` in lowest terms, a plain resize
+  of input ``m p .. (m + t) p`` to ``t q`` outputs has the full pass's scale and its
+  centres shifted by ``m p``: the shortest such canvas holding the window replaces the
+  full pass when its integers are the same (``aligned_canvas``; 500 -> 170 at resize
+  128 resizes 400 -> 136). Other axes (500 -> 341 at resize 256, no shorter period)
+  keep their full pass, whose cost sets the floor.
 - **Pillow's nearest-neighbour affine warp is 16.16 fixed point** (``affine_fixed``):
   source column ``(FIX(c + a/2 + b/2) + x FIX(a) + y FIX(b)) >> 16``. A window starting at
   (ox, oy) gets the same integers when its constant c' satisfies
@@ -117,8 +122,11 @@ class AxisPlan:
 
     ``lo:hi`` is the input range the crop reads (nonzero weights). With ``box`` set, a
     boxed resize of the input ``lo:hi`` (box edges relative to ``lo``) gives exactly the
-    crop; with ``box`` None the full ``size -> out`` pass is made (input pixels outside
-    ``lo:hi`` may hold anything) and the crop is cut from it.
+    crop. Otherwise ``canvas`` = (first, length, count, offset): input ``first:first +
+    length`` (holding ``lo:hi``; input pixels outside ``lo:hi`` may hold anything) resized
+    without a box to ``count`` outputs, of which ``offset:offset + crop`` are the crop.
+    That is the full pass, (0, size, out, start), unless a shorter period-aligned canvas
+    gives the same integers (``aligned_canvas``).
     """
 
     size: int
@@ -128,6 +136,7 @@ class AxisPlan:
     lo: int
     hi: int
     box: tuple[float, float] | None
+    canvas: tuple[int, int, int, int] | None = None
 
 
 @lru_cache(maxsize=1024)
@@ -137,8 +146,36 @@ def axis_plan(size: int, out: int, start: int, crop: int) -> AxisPlan:
     lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
     scale = Fraction(size, out)
     b0, b1 = float(start * scale - lo), float((start + crop) * scale - lo)
-    same = _same_integers(pil_weights(hi - lo, b0, b1, crop), full[:, lo:hi])
-    return AxisPlan(size, out, start, crop, lo, hi, (b0, b1) if same else None)
+    if _same_integers(pil_weights(hi - lo, b0, b1, crop), full[:, lo:hi]):
+        return AxisPlan(size, out, start, crop, lo, hi, (b0, b1))
+    return AxisPlan(size, out, start, crop, lo, hi, None, aligned_canvas(size, out, start, crop, lo, hi, full))
+
+
+def aligned_canvas(
+    size: int, out: int, start: int, crop: int, lo: int, hi: int, full: np.ndarray
+) -> tuple[int, int, int, int]:
+    """The shortest canvas (first, length, count, offset) whose plain resize gives the
+    integers of the full ``size -> out`` pass on outputs ``start .. start + crop``
+    (``full``: those rows of the full pass); the full pass itself when none is shorter.
+
+    With ``size / out = p / q`` in lowest terms, input ``m p .. (m + t) p`` resized to
+    ``t q`` outputs has the same double scale, and its centres are the full pass's
+    shifted by ``m p`` (up to the last bit of a product, hence the comparison of the
+    integers, with ``_same_integers``'s margin). Pillow drops taps outside its input, so
+    a canvas edge inside the image is safe only where the crop's taps do not reach it,
+    and at the image's own edges the canvas ends there too (``size`` is a multiple of p).
+    """
+    g = math.gcd(size, out)
+    p, q = size // g, out // g
+    m0, m1 = lo // p, -(-hi // p)  # the aligned periods holding lo:hi, then one more each side
+    for a, b in ((m0, m1), (m0 - 1, m1), (m0, m1 + 1), (m0 - 1, m1 + 1)):
+        first, length, count, offset = a * p, (b - a) * p, (b - a) * q, start - a * q
+        if a < 0 or b > g or b - a >= g or offset < 0 or offset + crop > count:
+            continue
+        canvas = pil_weights(length, 0.0, float(length), count, offset, crop)
+        if _same_integers(canvas, full[:, first : first + length]):  # lo:hi lies inside
+            return first, length, count, offset
+    return 0, size, out, start
 
 
 @lru_cache(maxsize=1024)
@@ -210,9 +247,10 @@ class Resampler:
 
     Two one-axis resizes in Pillow's order (``Geometry.order``), each rounding to 8 bits
     as Pillow's passes do. An axis with a box plan is resampled as a sub-box; an axis
-    without one gets its full pass on a canvas of the full length holding the window
-    where the full image has it (the pixels around it feed only outputs that are cut
-    away, so canvases are reused between views without clearing).
+    without one gets a plain resize of its canvas (``AxisPlan.canvas``: the full length,
+    or a shorter period-aligned stretch) holding the window where the image has it (the
+    pixels around it feed only outputs that are cut away, so canvases are reused between
+    views without clearing).
     """
 
     def __init__(self, g: Geometry):
@@ -229,18 +267,20 @@ class Resampler:
         x, c, rows = self.g.x, self.g.crop, im.height
         if x.box:
             return im.resize((c, rows), Image.BILINEAR, box=(x.box[0], 0, x.box[1], rows))
-        wide = self._canvas((x.size, rows))
-        wide.paste(im, (x.lo, 0))
-        return wide.resize((x.out, rows), Image.BILINEAR).crop((x.start, 0, x.start + c, rows))
+        first, length, count, offset = x.canvas
+        wide = self._canvas((length, rows))
+        wide.paste(im, (x.lo - first, 0))
+        return wide.resize((count, rows), Image.BILINEAR).crop((offset, 0, offset + c, rows))
 
     def _vertical(self, im: Image.Image) -> Image.Image:
         """Rows y.lo:y.hi in -> the crop's rows out."""
         y, c, cols = self.g.y, self.g.crop, im.width
         if y.box:
             return im.resize((cols, c), Image.BILINEAR, box=(0, y.box[0], cols, y.box[1]))
-        tall = self._canvas((cols, y.size))
-        tall.paste(im, (0, y.lo))
-        return tall.resize((cols, y.out), Image.BILINEAR).crop((0, y.start, cols, y.start + c))
+        first, length, count, offset = y.canvas
+        tall = self._canvas((cols, length))
+        tall.paste(im, (0, y.lo - first))
+        return tall.resize((cols, count), Image.BILINEAR).crop((0, offset, cols, offset + c))
 
     def __call__(self, window: Image.Image) -> Image.Image:
         if self.g.order == "hv":
@@ -414,6 +454,34 @@ def windowed_views(img: Image.Image, ops: Sequence[tuple[str, Any]], resize: int
         return None
     resample = Resampler(g)
     return _stack([resample(_window_of(op, arg)(img, g.window)) for op, arg in ops], crop)
+
+
+#: ``clean_window`` plans an image size once it has seen it this many times.
+CLEAN_AFTER = 3
+_sizes_seen: dict[tuple[int, int, int, int], int] = {}
+
+
+def clean_window(img: Image.Image, resize: int, crop: int) -> torch.Tensor | None:
+    """``pipeline.clean_view(img, resize, crop)``, the same bytes, resampling only the
+    window the centre crop reads (``Resampler``); None, for the plain path, on the first
+    ``CLEAN_AFTER`` calls with each (width, height, resize, crop) in this process, on a
+    geometry ``windowed_views`` does not cover, and for an image not in RGB mode.
+
+    Planning a size costs about 2 ms (mostly ``pass_order``'s probe), more than the
+    plain clean view, and a photo collection has a long tail of sizes seen once: only
+    sizes that recur are planned (the plans are cached, ``geometry``).
+    """
+    if img.mode != "RGB":
+        return None
+    key = (img.width, img.height, resize, crop)
+    seen = _sizes_seen.get(key, 0)
+    if seen < CLEAN_AFTER:
+        _sizes_seen[key] = seen + 1
+        return None
+    g = geometry(*key)
+    if g is None:
+        return None
+    return _stack([Resampler(g)(img.crop(g.window))], crop)[0]
 
 
 def flip_views(img: Image.Image, flags: Sequence[bool], method: Image.Transpose, resize: int, crop: int):
