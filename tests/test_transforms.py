@@ -437,3 +437,17 @@ def test_batched_geometric_views_import_no_torchvision(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "True"]
+
+
+@pytest.mark.parametrize("size", [(500, 375), (375, 500), (333, 500)])
+def test_clean_view_is_torchvisions_when_a_size_recurs(size):
+    """From the fourth image of a size on, clean_view resamples only the crop's window
+    (``pil_fast.clean_window``): still torchvision's bytes, image after image."""
+    from sslinv.transforms import pil_fast
+
+    pipe = T.Compose([T.Resize(128), T.CenterCrop(112), T.PILToTensor()])
+    rng = np.random.default_rng(size)
+    for i in range(pil_fast.CLEAN_AFTER + 2):
+        img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        assert torch.equal(clean_view(img, 128, 112), pipe(img)), i
+    assert pil_fast.clean_window(img, 128, 112) is not None  # the window path was taken

@@ -139,7 +139,7 @@ class AxisPlan:
     canvas: tuple[int, int, int, int] | None = None
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def axis_plan(size: int, out: int, start: int, crop: int) -> AxisPlan:
     full = pil_weights(size, 0.0, float(size), out, start, crop)
     used = np.flatnonzero(full.any(axis=0))
@@ -178,7 +178,7 @@ def aligned_canvas(
     return 0, size, out, start
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def mirror_symmetric(size: int, out: int, start: int, crop: int) -> bool:
     """Whether resizing a flipped image (``size -> out``) and flipping the resized one
     agree on outputs ``start .. start + crop``: Pillow's integer weights of those rows
@@ -188,7 +188,7 @@ def mirror_symmetric(size: int, out: int, start: int, crop: int) -> bool:
     return _same_integers(rows, mirrored[::-1, ::-1])
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def pass_order(w: int, h: int, out_w: int, out_h: int) -> str | None:
     """Which pass Pillow's ``resize((out_w, out_h))`` of a ``w`` x ``h`` RGB image runs
     first: "hv" (horizontal, then vertical) or "vh"; None if it cannot be told.
@@ -227,7 +227,7 @@ class Geometry:
         return self.x.lo, self.y.lo, self.x.hi, self.y.hi
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def geometry(w: int, h: int, resize: int, crop: int) -> Geometry | None:
     """The plan for one image size; None when the crop needs padding (crop larger than
     the resized image) or Pillow's pass order is unclear: the one-view path then."""
