@@ -123,6 +123,31 @@ def test_evaluation_imports_do_not_import_torchvision(tmp_path: Path) -> None:
     assert loaded == "[]"
 
 
+def test_checkpoint_loads_without_heavy_imports(tmp_path: Path) -> None:
+    """Loading a ResNet checkpoint by path gives its weights as float32 (a half-precision
+    file, a missing ``num_batches_tracked``) and imports neither torchvision nor what
+    meta-device kernels pull in (torch._dynamo, sympy: about 1.5 s together)."""
+    torch.manual_seed(0)
+    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in torchvision.models.resnet18().state_dict().items()
+          if not k.endswith("num_batches_tracked")}
+    torch.save(sd, tmp_path / "r18.pth")
+    code = (
+        "import sys, torch\n"
+        "from sslinv.models import load_model\n"
+        f"model, _ = load_model({str(tmp_path / 'r18.pth')!r}, {str(tmp_path / 'cache')!r})\n"
+        f"sd = torch.load({str(tmp_path / 'r18.pth')!r}, weights_only=True)\n"
+        "got = {k.removeprefix('backbone.'): v for k, v in model.state_dict().items()}\n"
+        "same = all(torch.equal(got[k], v.float()) for k, v in sd.items() if not k.startswith('fc.'))\n"
+        "dtypes = {v.dtype for k, v in got.items() if not k.endswith('num_batches_tracked')}\n"
+        "print(same, dtypes == {torch.float32})\n"
+        "print(sorted(m for m in ('torchvision', 'torch._dynamo', 'sympy') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-2:] == ["True True", "[]"]
+
+
 def test_meta_skeleton_does_not_import_dynamo():
     """Building an architecture on the meta device (checkpoint shape checks, loading)
     skips the random initialisation, whose meta kernels import torch._dynamo."""

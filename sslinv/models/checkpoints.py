@@ -398,16 +398,22 @@ def build_backbone(ckpt: LoadedCheckpoint) -> nn.Module:
         from sslinv.models.vit import ViTConfig, load_vit
 
         return load_vit(ViTConfig.from_dict(ckpt.config or {}), ckpt.state_dict)
-    # Built on the meta device and then allocated empty: no time is spent on a random
-    # initialisation that the strict load overwrites (ResNet-50w3 has ~200M parameters).
+    # Built on the meta device, then given the checkpoint's tensors (``assign``): no
+    # time is spent on a random initialisation that the strict load overwrites
+    # (ResNet-50w3 has ~200M parameters), and no meta kernels run (``to_empty`` would
+    # import sympy for them, half a second).
     with torch.device("meta"):
         net = ARCHS.get(ckpt.arch)()
     net.fc = nn.Identity()
-    net = net.to_empty(device="cpu")
-    for buf in net.buffers():
-        buf.zero_()  # num_batches_tracked when absent from old checkpoints
+    state = {}
+    for key, want in net.state_dict().items():
+        have = ckpt.state_dict.get(key)
+        if have is None and key.endswith("num_batches_tracked"):
+            have = torch.zeros((), dtype=want.dtype)  # absent from old checkpoints
+        state[key] = have if have is None or have.dtype == want.dtype else have.to(want.dtype)
+    state.update((k, v) for k, v in ckpt.state_dict.items() if k not in state)  # reported as unexpected
     try:
-        net.load_state_dict(ckpt.state_dict, strict=True)
+        net.load_state_dict({k: v for k, v in state.items() if v is not None}, strict=True, assign=True)
     except RuntimeError as e:
         raise CheckpointError(f"The weights do not fit a {ckpt.arch}: {e}") from e
     return net.eval()
