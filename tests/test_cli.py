@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 
 from sslinv.cli import completion
@@ -76,3 +77,22 @@ def test_an_aborted_command_is_one_line_and_exit_1():
     result = CliRunner().invoke(tiny, ["stop"])
     assert result.exit_code == 1
     assert "aborted" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("code, status, err", [(3, 3, ""), (None, 0, ""), ("stopped", 1, "stopped")])
+def test_exit_after_torch_runs_handlers_and_flushes(code, status, err):
+    """The CLI leaves without the interpreter's teardown once torch is loaded (about
+    0.4 s): still with SystemExit's status, buffered output, exit handlers and other
+    threads finished."""
+    script = (
+        "import atexit, sys, threading, time, torch\n"
+        "from sslinv.cli.main import _exit\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\n"
+        "sys.stdout.write('buffered ')\n"
+        f"_exit({code!r})\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == status
+    assert out.stdout.split() == ["buffered", "thread", "done", "handler", "ran"]
+    assert out.stderr.strip() == err

@@ -188,6 +188,8 @@ def _clean_features(extractor, pool, ids, rows, whitening: Whitening, cfg, worke
             z[r] = whitening.whiten(f.unsqueeze(0))[0]
     progress(len(z))
     rows = [r for r in rows if r not in z]
+    if not rows:  # all kept by the statistics pass: no loader (its workers) to start
+        return z, set()
     files = [pool.path(int(ids[r])) for r in rows]
     if cfg.render == "device":
         batches = _device_views(cfg, workers, extractor.device).clean_batches(files)
