@@ -165,12 +165,12 @@ def loader_workers(device_type: str, root: str | Path = "/", affinity: int | Non
 
     On an accelerator the model does not need the CPU: every core of the rank's share
     but one (kept for the main process) decodes and renders. On the CPU the model needs
-    the cores, so one worker overlaps I/O and PIL work (none on a single core).
+    the cores: none, images are then loaded in the main process by one thread per core
+    of the share, taking turns with the forward passes (``runtime.ThreadedLoader``).
     """
-    share = cpus_per_rank(root, affinity, env)
     if device_type == "cpu":
-        return 1 if share > 1 else 0
-    return max(1, share - 1)
+        return 0
+    return max(1, cpus_per_rank(root, affinity, env) - 1)
 
 
 # ----------------------------------------------------------------------------- /dev/shm

@@ -109,9 +109,10 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def default_workers(device: torch.device) -> int:
-    """Decoding workers for one rank: the CPUs this process may really use (affinity
-    and cgroup quota) divided among the ranks of the node (see ``sslinv.cpus``), at
-    most 8; one on the CPU, where the model needs the cores."""
+    """Decoding worker processes for one rank: the CPUs this process may really use
+    (affinity and cgroup quota) divided among the ranks of the node (see
+    ``sslinv.cpus``), at most 8; none on the CPU, where the model needs the cores and
+    the images are loaded by threads taking turns with it (``ThreadedLoader``)."""
     from sslinv.cpus import loader_workers
 
     return min(8, loader_workers(torch.device(device).type))
@@ -166,13 +167,18 @@ def start_method() -> str | None:
 
 def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=None, *,
                 device: torch.device | None = None, batch_bytes: int | None = None) -> DataLoader:
-    """An ordered loader over ``dataset``: ``workers`` one-thread decoding processes.
+    """An ordered loader over ``dataset``: ``workers`` one-thread decoding processes;
+    with none and a model on the CPU, threads of this process (``ThreadedLoader``).
 
     Batches are pinned when the model runs on a GPU (``device``). With ``batch_bytes``
     (one batch's size), a /dev/shm too small for the batches in flight is a
     ``UsageError`` naming ``--workers`` and the container's ``--ipc=host``/``--shm-size``
     instead of a bus error later.
     """
+    if workers == 0 and device is not None and torch.device(device).type == "cpu":
+        from sslinv.cpus import cpus_per_rank
+
+        return ThreadedLoader(dataset, batch_size, collate, threads=cpus_per_rank())
     context = None
     if workers > 0:
         if batch_bytes is not None:
@@ -192,6 +198,51 @@ def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=
         prefetch_factor=PREFETCH if workers > 0 else None,
         multiprocessing_context=context,
     )
+
+
+class ThreadedLoader:
+    """The batches of ``dataset``, in order, made in this process by ``threads`` threads:
+    ``threads`` batches at a time, one per thread, all finished before any is handed out.
+
+    For a model on the CPU (``make_loader`` with no workers): loading (decoding,
+    rendering) and the forward passes then take turns, each on every core. A worker
+    process running beside the model instead takes a core from one of its threads, and
+    the others wait for that one at the end of each operation: a worker's CPU second
+    costs the model about a wall second. Pillow releases the GIL while it decodes and
+    resamples, so the threads share the cores.
+    """
+
+    pin_memory = False  # the model is on the CPU: nothing to copy to a device
+
+    def __init__(self, dataset: Dataset, batch_size: int | None, collate=None, *, threads: int):
+        from torch.utils.data import default_collate
+        from torch.utils.data._utils.collate import default_convert
+
+        self.dataset, self.batch_size, self.threads = dataset, batch_size, max(1, threads)
+        self.collate = collate or (default_convert if batch_size is None else default_collate)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n if self.batch_size is None else (n + self.batch_size - 1) // self.batch_size
+
+    def _batch(self, b: int):
+        if self.batch_size is None:
+            return self.collate(self.dataset[b])
+        stop = min(len(self.dataset), (b + 1) * self.batch_size)
+        return self.collate([self.dataset[i] for i in range(b * self.batch_size, stop)])
+
+    def __iter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = len(self)
+        if self.threads == 1 or n <= 1:
+            yield from (self._batch(b) for b in range(n))
+            return
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="sslinv-load") as pool:
+            for start in range(0, n, self.threads):
+                futures = [pool.submit(self._batch, b) for b in range(start, min(n, start + self.threads))]
+                done = [f.result() for f in futures]  # the whole turn, before the model's
+                yield from done
 
 
 def image_batch_bytes(images: int, size: int) -> int:

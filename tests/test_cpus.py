@@ -88,7 +88,7 @@ def test_workers_divide_the_cpus_among_local_ranks(tmp_path):
     assert cpus.loader_workers("cuda", tmp_path, affinity=64, env=four) == 3
     assert cpus.loader_workers("cuda", tmp_path, affinity=64, env={}) == 15
     assert cpus.loader_workers("cuda", tmp_path, affinity=2, env=four) == 1  # never none on a GPU
-    assert cpus.loader_workers("cpu", tmp_path, affinity=64, env=one) == 1
+    assert cpus.loader_workers("cpu", tmp_path, affinity=64, env=one) == 0  # threads instead
     assert cpus.loader_workers("cpu", tmp_path, affinity=1, env=one) == 0
     assert cpus.local_world_size({"LOCAL_WORLD_SIZE": "junk"}) == 1
 

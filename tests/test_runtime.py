@@ -118,3 +118,55 @@ def test_loader_workers_run_opencv_on_one_thread_without_importing_it():
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_FOR_THREADS_NUM"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split() == ["False", "1"]
+
+
+class _Squares(Dataset):
+    """Item i: (i, a small tensor); item ``bad`` raises ValueError."""
+
+    def __init__(self, n: int, bad: int | None = None):
+        self.n, self.bad = n, bad
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        if i == self.bad:
+            raise ValueError(f"item {i} is unreadable")
+        return i, torch.full((2,), float(i * i))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("batch_size", [None, 1, 4, 7])
+def test_threaded_loader_gives_the_dataloaders_batches_in_order(threads, batch_size):
+    from torch.utils.data import DataLoader
+
+    from sslinv.runtime import ThreadedLoader
+
+    ds = _Squares(10)
+    got = list(ThreadedLoader(ds, batch_size, threads=threads))
+    want = list(DataLoader(ds, batch_size=batch_size, shuffle=False))
+    assert len(got) == len(want) == len(ThreadedLoader(ds, batch_size, threads=threads))
+    for a, b in zip(got, want):
+        assert torch.equal(torch.as_tensor(a[0]), torch.as_tensor(b[0])) and torch.equal(a[1], b[1])
+
+
+def test_threaded_loader_raises_the_items_error():
+    from sslinv.runtime import ThreadedLoader
+
+    with pytest.raises(ValueError, match="item 5 is unreadable"):
+        list(ThreadedLoader(_Squares(10, bad=5), 2, threads=2))
+
+
+def test_no_workers_on_the_cpu_means_threads(monkeypatch):
+    """``make_loader`` with no workers and a CPU model loads in threads of this process,
+    one per CPU of the rank; with workers, or for a GPU model, it is a DataLoader."""
+    from torch.utils.data import DataLoader
+
+    from sslinv import cpus, runtime
+
+    monkeypatch.setattr(cpus, "cpus_per_rank", lambda *a, **k: 3)
+    loader = runtime.make_loader(_Squares(4), 0, 2, device=torch.device("cpu"))
+    assert isinstance(loader, runtime.ThreadedLoader) and loader.threads == 3
+    assert isinstance(runtime.make_loader(_Squares(4), 1, 2, device=torch.device("cpu")), DataLoader)
+    assert isinstance(runtime.make_loader(_Squares(4), 0, 2), DataLoader)  # no device named
+    assert runtime.default_workers(torch.device("cpu")) == 0

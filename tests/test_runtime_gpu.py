@@ -179,12 +179,13 @@ def test_default_workers_share_the_usable_cpus_among_local_ranks(monkeypatch):
     monkeypatch.setattr(sslinv.cpus, "usable_cpus", lambda root="/", affinity=None: 16)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert runtime.default_workers(torch.device("cuda", 0)) == 3  # 16 / 4 ranks, one core kept
-    assert runtime.default_workers(torch.device("cpu")) == 1
+    assert runtime.default_workers(torch.device("cpu")) == 0  # threads of the main process instead
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert runtime.default_workers(torch.device("cuda", 0)) == 8  # at most 8
     from sslinv.pretrain.data import train_workers
 
     assert train_workers(torch.device("cuda", 0)) == 15
+    assert train_workers(torch.device("cpu")) == 1  # pretraining keeps one worker process on the CPU
 
 
 # --------------------------------------------------------------- two gloo processes

@@ -183,7 +183,9 @@ BatchSize = Annotated[
 Workers = Annotated[
     Optional[int],
     typer.Option(
-        "--workers", min=0, help="DataLoader worker processes for decoding \\[default: 1 on CPU, up to 8 with a GPU].",
+        "--workers", min=0,
+        help="DataLoader worker processes for decoding \\[default: up to 8 with a GPU; none on the CPU, "
+        "where threads of the main process load the images between forward passes].",
         show_default=False, rich_help_panel=COMPUTE,
     ),
 ]

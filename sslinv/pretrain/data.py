@@ -43,7 +43,7 @@ from sslinv.data.folder import ImagePool, load_rgb
 from sslinv.distributed import World
 from sslinv.errors import BadImageError
 from sslinv.pretrain import augment
-from sslinv.runtime import PREFETCH, _worker_context, default_workers, image_batch_bytes, opencv_fork_safe
+from sslinv.runtime import PREFETCH, _worker_context, image_batch_bytes, opencv_fork_safe
 
 
 def resolve_training_pool(data: str | None, cache_root: Path, data_root: Path, world: World, reporter) -> ImagePool:
@@ -242,10 +242,12 @@ def train_workers(device: torch.device) -> int:
     """Default decoding workers per process. On GPUs MoCo's data pipeline (two augmented
     views per image) is the usual bottleneck, so each process gets its share of the
     usable CPUs (affinity and cgroup quota) divided among torchrun's LOCAL_WORLD_SIZE
-    processes per node, less one for the main process, up to 16."""
+    processes per node, less one for the main process, up to 16. Elsewhere one worker
+    overlaps the augmentation with the training step (none on a single core)."""
+    from sslinv.cpus import cpus_per_rank, loader_workers
+
     if device.type != "cuda":
-        return default_workers(device)
-    from sslinv.cpus import loader_workers
+        return 1 if cpus_per_rank() > 1 else 0
 
     return min(16, loader_workers(device.type))
 
