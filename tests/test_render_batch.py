@@ -301,3 +301,22 @@ def test_clean_window_declines_what_it_does_not_cover(monkeypatch):
     for _ in range(P.CLEAN_AFTER + 1):
         assert P.clean_window(noise(300, 200), 64, 100) is None  # the crop pads
         assert P.clean_window(noise(320, 240, mode="L"), 128, 112) is None  # not RGB
+
+
+def test_views_rendered_by_threads_at_once_are_the_serial_ones():
+    """Loader threads render at the same time, each with its own canvases (``resampler``
+    is per thread): the bytes do not depend on what the other threads do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fam = get_family("rotation")
+    params = fam.grid(8, 128, 112).params
+    imgs = [noise(500, 375, seed) for seed in range(12)]
+
+    def render(img):
+        return fam.views(img, params, 128, 112), clean_view(img, 128, 112)
+
+    serial = [render(img) for img in imgs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(render, imgs))
+    for (a, ca), (b, cb) in zip(serial, threaded):
+        assert torch.equal(a, b) and torch.equal(ca, cb)

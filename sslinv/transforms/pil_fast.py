@@ -46,6 +46,7 @@ route. tests/test_render_batch.py compares bytes over many image sizes and param
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -288,6 +289,22 @@ class Resampler:
         return self._horizontal(self._vertical(window))
 
 
+_local = threading.local()
+
+
+def resampler(g: Geometry) -> Resampler:
+    """This thread's ``Resampler`` for ``g``, kept for the next image of that size so its
+    canvases are reused (one per thread: loader threads render at the same time)."""
+    cache = getattr(_local, "resamplers", None)
+    if cache is None:
+        cache = _local.resamplers = {}
+    if g not in cache:
+        if len(cache) >= 16:  # a few recent sizes: each holds canvases of ~0.5 MB
+            cache.clear()
+        cache[g] = Resampler(g)
+    return cache[g]
+
+
 # ------------------------------------------------------------------ warps on a window
 
 
@@ -452,7 +469,7 @@ def windowed_views(img: Image.Image, ops: Sequence[tuple[str, Any]], resize: int
     g = geometry(img.width, img.height, resize, crop)
     if g is None:
         return None
-    resample = Resampler(g)
+    resample = resampler(g)
     return _stack([resample(_window_of(op, arg)(img, g.window)) for op, arg in ops], crop)
 
 
@@ -481,7 +498,7 @@ def clean_window(img: Image.Image, resize: int, crop: int) -> torch.Tensor | Non
     g = geometry(*key)
     if g is None:
         return None
-    return _stack([Resampler(g)(img.crop(g.window))], crop)[0]
+    return _stack([resampler(g)(img.crop(g.window))], crop)[0]
 
 
 def flip_views(img: Image.Image, flags: Sequence[bool], method: Image.Transpose, resize: int, crop: int):
