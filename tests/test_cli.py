@@ -1,5 +1,6 @@
 """The command line: help without torch, completions, and shared plumbing."""
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,14 @@ def test_exit_after_torch_runs_handlers_and_flushes(code, status, err):
     assert out.returncode == status
     assert out.stdout.split() == ["buffered", "thread", "done", "handler", "ran"]
     assert out.stderr.strip() == err
+
+
+def test_malloc_keeps_freed_memory_unless_the_user_tunes_it():
+    """On glibc the CLI keeps freed blocks for reuse (fewer page faults in CPU forward
+    passes); a user's own malloc settings are left alone."""
+    from sslinv.cli.main import keep_freed_memory
+
+    assert keep_freed_memory({"MALLOC_ARENA_MAX": "2"}) is False
+    assert keep_freed_memory({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}) is False
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory({}) is True
