@@ -23,7 +23,7 @@ seconds, not wall time. Prints ms per view and the ratios against per call.
     python benchmarks/render_batch.py --clean --families ""        # clean views only
 
 ``--clean`` adds a row for the clean view (no transformation) of each image, as the
-statistics pass renders it: ``pipeline.clean_view`` (full resize, then centre crop)
+statistics pass renders it: ``pipeline.finish`` (full resize, then centre crop)
 against ``pil_fast.clean_window`` (only the window the crop reads, once the size has
 recurred), per view, with the same bytes (checked).
 """
@@ -63,16 +63,16 @@ def cpu_seconds(fn, repeat: int) -> float:
 def clean_row(imgs: list[Image.Image], resize: int, crop: int, repeat: int, rounds: int = 25) -> str:
     """The clean-view row: ms per view, plain against windowed, and the ratio."""
     from sslinv.transforms import pil_fast
-    from sslinv.transforms.pipeline import clean_view
+    from sslinv.transforms.pipeline import finish
 
     for im in imgs:  # past the first CLEAN_AFTER calls with this size
         for _ in range(pil_fast.CLEAN_AFTER):
             pil_fast.clean_window(im, resize, crop)
         window = pil_fast.clean_window(im, resize, crop)
-        assert window is not None and torch.equal(window, clean_view(im, resize, crop))
+        assert window is not None and torch.equal(window, finish(im, resize, crop))
 
-    def plain():
-        return [clean_view(im, resize, crop) for _ in range(rounds) for im in imgs]
+    def plain():  # the full resize, then the centre crop (what clean_view does for a new size)
+        return [finish(im, resize, crop) for _ in range(rounds) for im in imgs]
 
     def windowed():
         return [pil_fast.clean_window(im, resize, crop) for _ in range(rounds) for im in imgs]
