@@ -90,6 +90,8 @@ def test_exit_after_torch_runs_handlers_and_flushes(code, status, err):
         "from sslinv.cli.main import _exit\n"
         "atexit.register(lambda: print('handler ran'))\n"
         "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "pool = ThreadPoolExecutor(2); pool.submit(time.sleep, 0.1)  # left open, as after an error\n"
         "sys.stdout.write('buffered ')\n"
         f"_exit({code!r})\n"
     )

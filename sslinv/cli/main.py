@@ -149,8 +149,8 @@ def main() -> None:
 def _exit(code: object) -> None:
     """Leave with ``code`` (``SystemExit``'s meaning) without the interpreter's teardown
     once torch is loaded: unloading it takes about 0.4 s of every command, which batch
-    scripts pay many times. Other threads are joined, exit handlers run and the streams
-    are flushed first, as a normal exit would."""
+    scripts pay many times. Threads are stopped and joined, exit handlers run and the
+    streams are flushed first, as a normal exit would."""
     if "torch" not in sys.modules:
         raise SystemExit(code)
     import atexit
@@ -163,9 +163,11 @@ def _exit(code: object) -> None:
     else:  # SystemExit("message"): printed, status 1
         print(code, file=sys.stderr)
         status = 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first at exit: stop thread pools left open (a loader's,
+    # after an error) and join the other non-daemon threads.
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
