@@ -166,7 +166,7 @@ def start_method() -> str | None:
 
 
 def make_loader(dataset: Dataset, workers: int, batch_size: int | None, collate=None, *,
-                device: torch.device | None = None, batch_bytes: int | None = None) -> DataLoader:
+                device: torch.device | None = None, batch_bytes: int | None = None) -> DataLoader | ThreadedLoader:
     """An ordered loader over ``dataset``: ``workers`` one-thread decoding processes;
     with none and a model on the CPU, threads of this process (``ThreadedLoader``).
 
