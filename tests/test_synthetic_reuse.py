@@ -26,11 +26,11 @@ def _count_rows(monkeypatch) -> list[int]:
     return seen
 
 
-def _run(cache, folder, transforms, **kw):
+def _run(cache, folder, transforms, render="pil", **kw):
     rt = Runtime(model="random-tiny", cache_dir=cache, data_root=cache / "data", batch_size=8, workers=0,
                  device="cpu", **kw)
     cfg = SyntheticConfig(runtime=rt, transforms=transforms, data=str(folder), k=4, num_images=5,
-                          resize=64, crop=56)
+                          resize=64, crop=56, render=render)
     return run(cfg)
 
 
@@ -54,6 +54,22 @@ def test_fresh_run_embeds_each_image_once_and_matches_a_cached_statistics_run(tm
         assert a.curves["distance"] == pytest.approx(b.curves["distance"], rel=1e-5, abs=1e-6)
     rotation = fresh[0]
     assert rotation.curves["distance"][0] == 0.0 and rotation.curves["similarity"][0] == pytest.approx(1, abs=1e-12)
+
+
+def test_device_rendering_reuses_the_statistics_pass_too(tmp_path, image_folder, monkeypatch):
+    """``--render device`` takes the sampled images' clean features from a statistics
+    pass made in the same run as well (its clean view is PIL's, byte for byte)."""
+    from sslinv.data.folder import scan_pool
+
+    n_pool = len(scan_pool(image_folder))
+    seen = _count_rows(monkeypatch)
+    fresh = _run(tmp_path / "c", image_folder, ["rotation"], render="device")
+    assert sum(seen) == n_pool + 5 * 3
+    seen.clear()
+    again = _run(tmp_path / "c", image_folder, ["rotation"], render="device", force=True)
+    assert sum(seen) == 5 + 5 * 3
+    assert fresh[0].curves["distance"] == pytest.approx(again[0].curves["distance"], rel=1e-5, abs=1e-6)
+    assert fresh[0].similarity == pytest.approx(again[0].similarity, rel=1e-5, abs=1e-7)
 
 
 def test_identity_views_are_flagged_only_when_equal(image_folder):

@@ -114,12 +114,12 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
     # -- statistics pool -----------------------------------------------------------
     pool = resolve_pool(cfg.data, rt.cache_dir, rt.data_root, world, reporter)
     ids = sample_images(len(pool), cfg.num_images, cfg.seed)
-    # A statistics pass made now embeds the sampled images' clean views too (PIL's, the
-    # same pipeline): their features are kept, not computed twice.
+    # A statistics pass made now embeds the sampled images' clean views too: their
+    # features are kept, not computed twice. (The device renderer's clean view is PIL's,
+    # byte for byte: tests/test_device_render.py.)
     kept: dict[int, torch.Tensor] = {}
     whitening, stats_info = pool_whitening(extractor, identity, pool, resize=cfg.resize, crop=cfg.crop,
-                                           rt=rt, session=session, reporter=reporter,
-                                           keep=ids.tolist() if cfg.render == "pil" else (), kept=kept)
+                                           rt=rt, session=session, reporter=reporter, keep=ids.tolist(), kept=kept)
     whitening = whitening.to(session.device)  # metrics are computed beside the model
     base = {
         "protocol": PROTOCOL_VERSION,
