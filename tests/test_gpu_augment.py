@@ -81,3 +81,39 @@ def test_errors_and_generators():
         GPUAugment(["h_flip"], 8)([torch.zeros(3, 8, 8)], torch.Generator())
     a = batch_generator(0, 1, 2).initial_seed()
     assert a == batch_generator(0, 1, 2).initial_seed() != batch_generator(0, 1, 3).initial_seed()
+
+
+def test_jitter_changes_each_chosen_image_by_its_own_draws():
+    """``_jitter`` picks the images of each step on the host (no device wait): the result
+    is the plain masked computation, image by image, with the same draws."""
+    from sslinv.pretrain import gpu_augment as G
+
+    def masked(x, g):
+        n = x.shape[0]
+        b, c, s, h = G.JITTER
+        apply = torch.rand(n, generator=g) < G.JITTER_P
+        factors = [torch.empty(n).uniform_(1 - b, 1 + b, generator=g), torch.empty(n).uniform_(1 - c, 1 + c, generator=g),
+                   torch.empty(n).uniform_(1 - s, 1 + s, generator=g), torch.empty(n).uniform_(-h, h, generator=g)]
+        order = torch.stack([torch.randperm(4, generator=g) for _ in range(n)])
+        x = x.clone()
+        for step in range(4):
+            for i in range(n):
+                if not apply[i]:
+                    continue
+                op, y, f = int(order[i, step]), x[i : i + 1], factors[int(order[i, step])][i : i + 1]
+                if op == 0:
+                    y = G._blend(y, torch.zeros_like(y), f)
+                elif op == 1:
+                    y = G._blend(y, G._grey(y).mean(dim=(1, 2, 3), keepdim=True).expand_as(y), f)
+                elif op == 2:
+                    y = G._blend(y, G._grey(y).expand_as(y), f)
+                else:
+                    y = G._hue(y, f)
+                x[i : i + 1] = y
+        return x
+
+    x = torch.rand(23, 3, 16, 16)
+    for seed in range(3):
+        got = G._jitter(x, torch.Generator().manual_seed(seed))
+        want = masked(x, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)

@@ -118,15 +118,17 @@ def _jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
                torch.empty(n).uniform_(1 - s, 1 + s, generator=g), torch.empty(n).uniform_(-h, h, generator=g)]
     order = torch.stack([torch.randperm(4, generator=g) for _ in range(n)])  # per image, as ColorJitter
     dev = x.device
-    apply, order = apply.to(dev), order.to(dev)
     factors = [f.to(dev, x.dtype) for f in factors]
     for step in range(4):
         for op in range(4):
-            sel = apply & (order[:, step] == op)
-            if not bool(sel.any()):
+            # The images to change are chosen on the host, where the draws are: no
+            # device-to-host wait (a mask on the device would need one per step).
+            rows = (apply & (order[:, step] == op)).nonzero().squeeze(1)
+            if rows.numel() == 0:
                 continue
-            y = x[sel]
-            f = factors[op][sel]
+            rows = rows.to(dev, non_blocking=True)
+            y = x.index_select(0, rows)
+            f = factors[op].index_select(0, rows)
             if op == 0:
                 y = _blend(y, torch.zeros_like(y), f)
             elif op == 1:
@@ -135,8 +137,7 @@ def _jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
                 y = _blend(y, _grey(y).expand_as(y), f)
             else:
                 y = _hue(y, f)
-            x = x.clone()
-            x[sel] = y
+            x = x.index_copy(0, rows, y)
     return x
 
 
