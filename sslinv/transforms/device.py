@@ -76,10 +76,12 @@ def pil_fixed_weights(weights: np.ndarray) -> np.ndarray:
 
 
 def shorter_side_size(h: int, w: int, resize: int) -> tuple[int, int]:
-    """(height, width) after ``transforms.Resize(resize)`` (torchvision's rule)."""
-    if w <= h:
-        return int(resize * h / w), resize
-    return resize, int(resize * w / h)
+    """(height, width) after ``transforms.Resize(resize)``: ``pipeline.resized_size`` in
+    tensor order."""
+    from sslinv.transforms.pipeline import resized_size
+
+    rw, rh = resized_size(w, h, resize)
+    return rh, rw
 
 
 def _crop_rows(weights: np.ndarray, start: int, size: int) -> np.ndarray:
