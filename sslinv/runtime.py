@@ -8,6 +8,8 @@ same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -250,17 +252,33 @@ def image_batch_bytes(images: int, size: int) -> int:
     return images * 3 * size * size
 
 
+#: Modules loader workers should start with, besides their dataset's (``preload_for_workers``).
+_WORKER_IMPORTS: set[str] = set()
+
+
+def preload_for_workers(modules: Iterable[str]) -> None:
+    """Have loader workers start with ``modules`` imported (a family's torchvision, say:
+    a second per process otherwise). They are imported here now, so that workers forked
+    from this process share them, and named to the ``forkserver`` server, which imports
+    them once when it starts with the first loader: call this before that one."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+        _WORKER_IMPORTS.add(name)
+
+
 def _worker_context(dataset: Dataset):
     """The multiprocessing context of loader workers (None: Python's default).
 
     Under ``forkserver`` every worker forks from one server process; preloading the
-    dataset's module there (torch and sslinv come with it) saves each worker of each
-    loader importing them afresh.
+    dataset's module there (torch and sslinv come with it), and what
+    ``preload_for_workers`` named, saves each worker of each loader importing them afresh.
     """
     import multiprocessing
 
     method = start_method()
     context = multiprocessing.get_context(method)
     if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload([type(dataset).__module__])
+        context.set_forkserver_preload([type(dataset).__module__, *sorted(_WORKER_IMPORTS)])
     return context if method is not None else None

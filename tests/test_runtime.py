@@ -170,3 +170,18 @@ def test_no_workers_on_the_cpu_means_threads(monkeypatch):
     assert isinstance(runtime.make_loader(_Squares(4), 1, 2, device=torch.device("cpu")), DataLoader)
     assert isinstance(runtime.make_loader(_Squares(4), 0, 2), DataLoader)  # no device named
     assert runtime.default_workers(torch.device("cpu")) == 0
+
+
+def test_forkserver_workers_start_with_the_modules_named(monkeypatch):
+    """``preload_for_workers`` imports here (for forked workers) and names the modules to
+    the forkserver, after the dataset's own module."""
+    import multiprocessing.forkserver as fs
+
+    from sslinv import runtime
+
+    monkeypatch.setenv("SSLINV_START_METHOD", "forkserver")
+    monkeypatch.setattr(runtime, "_WORKER_IMPORTS", set())
+    runtime.preload_for_workers(["json", "colorsys"])
+    assert "colorsys" in sys.modules
+    runtime._worker_context(_Squares(2))
+    assert fs._forkserver._preload_modules == [__name__, "colorsys", "json"]

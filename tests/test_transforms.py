@@ -416,7 +416,7 @@ def test_affine_matrix_matches_torchvision(name, wh):
 def test_batched_geometric_views_import_no_torchvision(tmp_path):
     """Rendering the batched families (as a loader worker forked from a process that has
     not imported torchvision does) and the clean view leaves torchvision unimported;
-    ``preload`` imports what the other families need."""
+    ``preload_for_workers`` imports what the other families need."""
     import subprocess
     import sys
 
@@ -427,12 +427,13 @@ def test_batched_geometric_views_import_no_torchvision(tmp_path):
         "from sslinv.transforms import FAMILIES, clean_view, get_family\n"
         "img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (375, 500, 3), dtype=np.uint8))\n"
         "clean_view(img, 128, 112)\n"
+        "from sslinv.runtime import preload_for_workers\n"
         "for _, fam in FAMILIES.items():\n"
         "    if fam.apply_batch is not None:\n"
-        "        fam.preload()\n"
+        "        preload_for_workers(fam.imports)\n"
         "        fam.views(img, fam.grid(4, 128, 112).params, 128, 112, seed=0)\n"
         "print('torchvision' in sys.modules, 'cv2' in sys.modules)\n"
-        "get_family('hue').preload()\n"
+        "preload_for_workers(get_family('hue').imports)\n"
         "print('torchvision' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

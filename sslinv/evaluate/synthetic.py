@@ -32,7 +32,7 @@ from sslinv.evaluate.features import CleanImages, CleanView, Extractor, FamilyVi
 from sslinv.evaluate.stats import Whitening, pair_metrics, pool_whitening
 from sslinv.numerics import finite_or_none as _finite_or_none  # JSON has no NaN: null
 from sslinv.reporting import Reporter
-from sslinv.runtime import compute_mode, image_batch_bytes, make_loader
+from sslinv.runtime import compute_mode, image_batch_bytes, make_loader, preload_for_workers
 
 #: Bumped when a change alters the numbers, so old result files are not reused.
 PROTOCOL_VERSION = 1
@@ -106,6 +106,8 @@ def run(cfg: SyntheticConfig, reporter: Reporter | None = None) -> list[Transfor
     session = start(rt)
     world = session.world
     families = [get_family(name) for name in cfg.transforms]  # fail fast on a typo
+    if cfg.render == "pil":  # what the families' views import, for the workers to share
+        preload_for_workers(sorted({m for fam in families for m in fam.imports}))
 
     # -- model ---------------------------------------------------------------------
     model, identity = load_model(rt.model, rt.cache_dir, layer=rt.layer, fuse=rt.fuse, arch=rt.arch)
@@ -226,7 +228,6 @@ def _family_metrics(extractor, pool, ids, rows, z_clean, whitening, fam, grid, c
     else:
         tasks = [(r, p) for r in rows for p in range(grid.k)]
         render = FamilyView(fam, grid.params, cfg.resize, cfg.crop)
-        fam.preload()  # before the workers are forked, so that they share the modules
         dataset = ViewChunks(pool, [int(i) for i in ids], tasks, render, cfg.runtime.batch_size, cfg.seed,
                              identity=grid.identity, clean=CleanView(cfg.resize, cfg.crop))
         batches = make_loader(dataset, workers, None, device=extractor.device,

@@ -128,19 +128,11 @@ class Family:
     apply: ViewFn = field(repr=False, compare=False)
     # Optional: builds several views of one image sharing work (see ``views``).
     apply_batch: BatchFn | None = field(default=None, repr=False, compare=False)
-    # Modules the views import (see ``preload``).
+    # Modules the views import, for loader workers to start with
+    # (``runtime.preload_for_workers``): torchvision takes about a second per process.
+    # The batched geometric families need neither torchvision nor OpenCV (a geometry
+    # they hand back to the one-view path imports torchvision where it runs).
     imports: tuple[str, ...] = field(default=(), repr=False, compare=False)
-
-    def preload(self) -> None:
-        """Import here what this family's views import, before loader workers are forked
-        from this process: they then share the modules instead of each importing them
-        (torchvision alone takes about a second). The batched geometric families need
-        neither torchvision nor OpenCV (a geometry they hand back to the one-view path
-        imports torchvision in the worker)."""
-        import importlib
-
-        for name in self.imports:
-            importlib.import_module(name)
 
     def grid(self, k: int | None, resize: int, crop: int) -> Grid:
         """The grid for ``k`` views (None -> ``default_k``; above ``max_k`` -> ``max_k``;
