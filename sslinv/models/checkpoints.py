@@ -405,15 +405,16 @@ def build_backbone(ckpt: LoadedCheckpoint) -> nn.Module:
     with torch.device("meta"):
         net = ARCHS.get(ckpt.arch)()
     net.fc = nn.Identity()
-    state = {}
+    state = dict(ckpt.state_dict)  # keys the model lacks stay, and are reported as unexpected
     for key, want in net.state_dict().items():
-        have = ckpt.state_dict.get(key)
-        if have is None and key.endswith("num_batches_tracked"):
-            have = torch.zeros((), dtype=want.dtype)  # absent from old checkpoints
-        state[key] = have if have is None or have.dtype == want.dtype else have.to(want.dtype)
-    state.update((k, v) for k, v in ckpt.state_dict.items() if k not in state)  # reported as unexpected
+        have = state.get(key)
+        if have is None:
+            if key.endswith("num_batches_tracked"):  # absent from old checkpoints
+                state[key] = torch.zeros((), dtype=want.dtype)
+        elif have.dtype != want.dtype:
+            state[key] = have.to(want.dtype)
     try:
-        net.load_state_dict({k: v for k, v in state.items() if v is not None}, strict=True, assign=True)
+        net.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as e:
         raise CheckpointError(f"The weights do not fit a {ckpt.arch}: {e}") from e
     return net.eval()

@@ -35,6 +35,7 @@ from sslinv.transforms import pil_fast
 from sslinv.transforms.families import get_family
 from sslinv.transforms.pil_fast import affine_matrix as pil_affine_matrix
 from sslinv.transforms.pil_fast import fix16, rotate_op
+from sslinv.transforms.pipeline import crop_start, resized_size
 
 #: Views rendered per batched call (bounds the full-size intermediates in memory).
 DEFAULT_CHUNK = 32
@@ -78,8 +79,6 @@ def pil_fixed_weights(weights: np.ndarray) -> np.ndarray:
 def shorter_side_size(h: int, w: int, resize: int) -> tuple[int, int]:
     """(height, width) after ``transforms.Resize(resize)``: ``pipeline.resized_size`` in
     tensor order."""
-    from sslinv.transforms.pipeline import resized_size
-
     rw, rh = resized_size(w, h, resize)
     return rh, rw
 
@@ -97,8 +96,8 @@ def resize_crop_weights(h: int, w: int, resize: int, crop: int) -> tuple[np.ndar
     """Row and column weights of resize-shorter-side then centre crop (torchvision's
     ``center_crop`` offsets: ``round((size - crop) / 2)``)."""
     rh, rw = shorter_side_size(h, w, resize)
-    wy = _crop_rows(pil_resize_weights(h, rh), round((rh - crop) / 2.0), crop)
-    wx = _crop_rows(pil_resize_weights(w, rw), round((rw - crop) / 2.0), crop)
+    wy = _crop_rows(pil_resize_weights(h, rh), crop_start(rh, crop), crop)
+    wx = _crop_rows(pil_resize_weights(w, rw), crop_start(rw, crop), crop)
     return wy, wx
 
 
@@ -226,7 +225,7 @@ def _translation(img, params, resize, crop, seed):
                          pass_order(w, h, rw, rh))
     resized = _u8(resized).float()[0]
     shifted = _warp_nearest(resized, [pil_affine_matrix(p, rw, rh) for p in params])
-    top, left = round((rh - crop) / 2.0), round((rw - crop) / 2.0)
+    top, left = crop_start(rh, crop), crop_start(rw, crop)
     out = torch.zeros(len(params), 3, crop, crop, dtype=img.dtype, device=img.device)
     t0, l0 = max(top, 0), max(left, 0)
     t1, l1 = min(top + crop, rh), min(left + crop, rw)

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from sslinv.transforms.pipeline import resized_size
+from sslinv.transforms.pipeline import crop_start, resized_size
 
 if TYPE_CHECKING:
     import torch
@@ -238,7 +238,7 @@ def geometry(w: int, h: int, resize: int, crop: int) -> Geometry | None:
     order = pass_order(w, h, rw, rh)
     if order is None:
         return None
-    left, top = round((rw - crop) / 2.0), round((rh - crop) / 2.0)  # torchvision's centre crop
+    left, top = crop_start(rw, crop), crop_start(rh, crop)
     return Geometry(w, h, crop, axis_plan(w, rw, left, crop), axis_plan(h, rh, top, crop), order)
 
 
@@ -509,7 +509,7 @@ def flip_views(img: Image.Image, flags: Sequence[bool], method: Image.Transpose,
     if crop > rw or crop > rh:
         return None
     c = crop
-    x0, y0 = round((rw - c) / 2.0), round((rh - c) / 2.0)  # torchvision's centre crop
+    x0, y0 = crop_start(rw, c), crop_start(rh, c)
     horizontal = method == Image.Transpose.FLIP_LEFT_RIGHT
     if not (mirror_symmetric(w, rw, x0, c) if horizontal else mirror_symmetric(h, rh, y0, c)):
         return windowed_views(img, [("transpose", method) if f else ("copy", None) for f in flags], resize, crop)
@@ -534,7 +534,7 @@ def translation_views(img: Image.Image, params: Sequence[dict[str, Any]], resize
     rw, rh = resized.size
     if crop > rw or crop > rh:
         return None
-    left, top = round((rw - crop) / 2.0), round((rh - crop) / 2.0)
+    left, top = crop_start(rw, crop), crop_start(rh, crop)
     box = (left, top, left + crop, top + crop)
     return _stack([warp_window(resized, affine_matrix(p, rw, rh), box) for p in params], crop)
 

@@ -50,6 +50,12 @@ def resized_size(w: int, h: int, resize: int) -> tuple[int, int]:
     return int(resize * w / h), resize
 
 
+def crop_start(size: int, crop: int) -> int:
+    """Where torchvision's centre crop of ``crop`` pixels starts along an axis of
+    ``size``: ``round((size - crop) / 2)``, Python's rounding (half to even)."""
+    return int(round((size - crop) / 2.0))
+
+
 def resize_shorter(img: Image.Image, resize: int) -> Image.Image:
     """``transforms.Resize(resize)`` on PIL: shorter side -> ``resize``, bilinear,
     antialiased (Pillow's resize); the image itself when it already has that size."""
@@ -73,7 +79,7 @@ def center_crop(img: Image.Image, crop: int) -> Image.Image:
         img, w, h = padded, padded.width, padded.height
         if (w, h) == (crop, crop):
             return img
-    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    top, left = crop_start(h, crop), crop_start(w, crop)
     return img.crop((left, top, left + crop, top + crop))
 
 
