@@ -220,6 +220,91 @@ def test_pass_order_follows_this_pillow():
     assert P.pass_order(500, 375, 500, 256) == "hv"  # one pass only
 
 
+# --- rows the warp leaves black -------------------------------------------------------
+
+
+def affine_ops(w: int, h: int, rng: np.random.Generator) -> list[list[float]]:
+    """Matrices of the affine families: grid points, random ones, and warps that leave a
+    band of the window or nothing of it (far shifts, small scales, hard shears)."""
+    params = [p for name in ("scale", "shear") for p in get_family(name).grid(16, 256, 224).params]
+    u = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
+    params += [{"angle": u(-180, 180), "translate": [u(-w, w), u(-h, h)], "scale": u(0.1, 2), "shear": [u(-80, 80), 0.0]}
+               for _ in range(12)]  # fmt: skip
+    params += [{"angle": 0.0, "translate": [0.0, dy * h], "scale": 0.3, "shear": 1.0} for dy in (-2, -0.4, 0.45, 3)]
+    matrices = [P.affine_matrix(p, w, h) for p in params]
+    matrices += [P.rotate_op(a, w, h)[1] for a in (10.0, 45.0, 90.0, 200.0)]
+    return matrices
+
+
+@pytest.mark.parametrize("size", [(500, 375), (375, 500), (201, 599), (457, 311)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_content_rows_are_the_rows_the_warp_reaches(size):
+    w, h = size
+    white = Image.new("RGB", size, (255, 255, 255))
+    rng = np.random.default_rng(w)
+    seen = set()
+    for resize, crop in ((256, 224), (128, 112)):
+        g = P.geometry(w, h, resize, crop)
+        for m in affine_ops(w, h, rng):
+            rows = P.content_rows(tuple(m), w, h, g.window)
+            if rows is None:  # off the fixed-point path
+                assert not P._fixed_ok(m, w, h)
+                continue
+            reached = np.flatnonzero(np.asarray(P.warp_window(white, m, g.window)).any(axis=(1, 2)))
+            assert rows == ((int(reached[0]), int(reached[-1]) + 1) if reached.size else (0, 0)), m
+            seen.add("none" if rows[0] == rows[1] else "all" if rows == (0, g.y.hi - g.y.lo) else "band")
+    assert seen == {"none", "band", "all"}
+
+
+@pytest.mark.parametrize("case", [(500, 375, 256, 224), (500, 375, 128, 112), (375, 500, 256, 224),
+                                  (201, 599, 128, 112), (457, 311, 224, 224), (640, 480, 128, 112)],
+                         ids=lambda s: "{}x{}-{}-{}".format(*s))  # fmt: skip
+def test_windowed_views_of_warps_that_leave_rows_black(case):
+    # Each view against the one-view path (Pillow's full warp, resize, centre crop):
+    # rows with nothing of the image, warps straight into the horizontal canvas, bands.
+    from sslinv.transforms.pipeline import finish
+
+    w, h, resize, crop = case
+    img = noise(w, h, seed=w)
+    ops = affine_ops(w, h, np.random.default_rng(h))
+    views = P.windowed_views(img, [("affine", m) for m in ops], resize, crop)
+    for m, view in zip(ops, views):
+        full = img.transform((w, h), Image.AFFINE, list(m), Image.NEAREST, fillcolor=(0, 0, 0))
+        assert torch.equal(view, finish(full, resize, crop)), m
+
+
+@pytest.mark.parametrize("case", [(500, 375, 256, 224), (500, 375, 128, 112), (375, 500, 256, 224),
+                                  (640, 480, 128, 112), (159, 196, 256, 224)],
+                         ids=lambda s: "{}x{}-{}-{}".format(*s))  # fmt: skip
+def test_band_is_the_window_with_black_rows_around_it(case):
+    # Any band of rows, at the window's edges too and one row high: resampling the band
+    # alone (horizontal pass on its rows, vertical pass on the output rows that reach
+    # it) gives the bytes of resampling the whole window with the other rows black.
+    w, h, resize, crop = case
+    g = P.geometry(w, h, resize, crop)
+    resample = P.Resampler(g)
+    rows, cols = g.y.hi - g.y.lo, g.x.hi - g.x.lo
+    rng = np.random.default_rng(w * h)
+    bands = [(0, rows), (0, 1), (rows - 1, rows), (0, rows // 2), (rows // 3, rows)]
+    bands += [tuple(sorted(int(v) for v in rng.choice(rows + 1, 2, replace=False))) for _ in range(8)]
+    for top, bottom in bands:
+        band = noise(cols, bottom - top, seed=top)
+        window = Image.new("RGB", (cols, rows))
+        window.paste(band, (0, top))
+        assert resample.band(band, top).tobytes() == resample(window).tobytes(), (top, bottom)
+
+
+def test_box_outputs_gives_the_rows_of_the_full_box():
+    g = P.geometry(500, 375, 256, 224)
+    n = g.y.hi - g.y.lo
+    assert P.box_outputs(g.y, 0, n) == (0, 224, g.y.box)
+    first, stop, box = P.box_outputs(g.y, 100, 150)
+    assert 0 < first < stop < 224 and g.y.box[0] < box[0] < box[1] < g.y.box[1]
+    full = P.pil_weights(n, *g.y.box, 224)
+    assert not full[:first, 100:150].any() and not full[stop:, 100:150].any()
+    assert full[first, 100:150].any() and full[stop - 1, 100:150].any()
+    assert P.box_outputs(g.y, 400, 500)[:2] == (0, 0)  # below the window: no output reaches it
+
+
 # --- period-aligned canvases ---------------------------------------------------------
 
 

@@ -31,6 +31,14 @@ decision depends on it:
   (ox, oy) gets the same integers when its constant c' satisfies
   ``FIX(c' + a/2 + b/2) = FIX(c + a/2 + b/2) + ox FIX(a) + oy FIX(b)``
   (``shifted_matrix``; else the full warp is made and cut).
+- **Rows the warp leaves black need no resampling.** Whether Pillow's pixel reads the
+  image is a pair of integer inequalities per row (``content_rows``); a view that zooms
+  out or shears hard has whole rows of its window black. The horizontal pass runs on the
+  rows with image only (a black row resamples to a black row: Pillow's sums start at
+  half a unit and add zero), and the vertical pass on the output rows that reach them,
+  through a sub-box where its integers are the full box's (``box_outputs``).
+- **The warp is written straight into the horizontal canvas** where the x axis has one
+  (``Resampler.warped``): no window image, no paste.
 - **Flips commute with the resize** when the integer weights read backwards are the
   same (``mirror_symmetric``, true for every size we tried): the flipped view is a
   mirrored window of the clean resize, so ``h_flip``/``v_flip`` resize once.
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -180,6 +189,27 @@ def aligned_canvas(
 
 
 @lru_cache(maxsize=4096)
+def box_outputs(plan: AxisPlan, first: int, stop: int) -> tuple[int, int, tuple[float, float] | None] | None:
+    """For an axis with a box plan: the crop's outputs ``a .. b`` whose taps reach input
+    ``lo + first .. lo + stop`` (all the others read none of it) and the box, relative
+    to ``lo`` as the plan's, whose resize to ``b - a`` outputs gives exactly those
+    outputs' integers; None when no box does (box edges are float32 in Pillow)."""
+    n = plan.hi - plan.lo
+    full = pil_weights(n, plan.box[0], plan.box[1], plan.crop)
+    reached = np.flatnonzero(full[:, max(first, 0) : max(stop, 0)].any(axis=1))
+    if reached.size == 0:
+        return 0, 0, None
+    a, b = int(reached[0]), int(reached[-1]) + 1
+    if (a, b) == (0, plan.crop):
+        return a, b, plan.box
+    step = (plan.box[1] - plan.box[0]) / plan.crop
+    b0, b1 = plan.box[0] + a * step, plan.box[0] + b * step
+    if float(np.float32(b0)) != b0 or float(np.float32(b1)) != b1 or b1 > n:
+        return None
+    return (a, b, (b0, b1)) if _same_integers(pil_weights(n, b0, b1, b - a), full[a:b]) else None
+
+
+@lru_cache(maxsize=4096)
 def mirror_symmetric(size: int, out: int, start: int, crop: int) -> bool:
     """Whether resizing a flipped image (``size -> out``) and flipping the resized one
     agree on outputs ``start .. start + crop``: Pillow's integer weights of those rows
@@ -256,10 +286,16 @@ class Resampler:
 
     def __init__(self, g: Geometry):
         self.g = g
-        self._canvases: dict[tuple[int, int], Image.Image] = {}
+        self._canvases: OrderedDict[tuple[int, int], Image.Image] = OrderedDict()
 
     def _canvas(self, size: tuple[int, int]) -> Image.Image:
-        if size not in self._canvases:
+        """A canvas of this size, kept for the next view: the recently used few (bands of
+        many heights come and go, the full window's height stays)."""
+        if size in self._canvases:
+            self._canvases.move_to_end(size)
+        else:
+            if len(self._canvases) >= 8:
+                self._canvases.popitem(last=False)
             self._canvases[size] = Image.new("RGB", size)
         return self._canvases[size]
 
@@ -268,10 +304,15 @@ class Resampler:
         x, c, rows = self.g.x, self.g.crop, im.height
         if x.box:
             return im.resize((c, rows), Image.BILINEAR, box=(x.box[0], 0, x.box[1], rows))
-        first, length, count, offset = x.canvas
-        wide = self._canvas((length, rows))
-        wide.paste(im, (x.lo - first, 0))
-        return wide.resize((count, rows), Image.BILINEAR).crop((offset, 0, offset + c, rows))
+        wide = self._canvas((x.canvas[1], rows))
+        wide.paste(im, (x.lo - x.canvas[0], 0))
+        return self._resize_canvas(wide)
+
+    def _resize_canvas(self, wide: Image.Image) -> Image.Image:
+        """A canvas of the horizontal axis (``AxisPlan.canvas``) -> the crop's columns."""
+        _, _, count, offset = self.g.x.canvas
+        rows = wide.height
+        return wide.resize((count, rows), Image.BILINEAR).crop((offset, 0, offset + self.g.crop, rows))
 
     def _vertical(self, im: Image.Image) -> Image.Image:
         """Rows y.lo:y.hi in -> the crop's rows out."""
@@ -287,6 +328,61 @@ class Resampler:
         if self.g.order == "hv":
             return self._vertical(self._horizontal(window))
         return self._horizontal(self._vertical(window))
+
+    def band(self, band: Image.Image, top: int) -> Image.Image:
+        """The crop from rows ``top .. top + band.height`` of the window when all its
+        other rows are black (``content_rows``), for Pillow's order "hv" only.
+
+        The horizontal pass runs on the band's rows alone: a black row resamples to a
+        black row (Pillow's sums start at half a unit and add nothing).
+        """
+        if self.g.order != "hv":
+            raise ValueError("Resampler.band follows Pillow's horizontal-first order only")
+        return self._finish(self._horizontal(band), top)
+
+    def warped(self, img: Image.Image, m: Sequence[float], top: int, bottom: int) -> Image.Image | None:
+        """``band(warp_window(img, m, rows top .. bottom of the window), top)`` with the
+        warp written straight into the horizontal canvas (no window image, no paste);
+        None where that does not apply (a box plan on x, Pillow's order "vh", a matrix
+        off the fixed-point path).
+
+        Pillow's region transform writes from column 0 of the target whatever the
+        region's left edge, so the warp covers the canvas from its first column to the
+        window's right edge: the extra columns on the left feed only outputs that are cut
+        away, like the canvas's stale pixels further right.
+        """
+        g = self.g
+        if g.order != "hv" or g.x.canvas is None:
+            return None
+        first, length = g.x.canvas[:2]
+        region = (first, g.y.lo + top, g.x.hi, g.y.lo + bottom)
+        sub = shifted_matrix(m, img.width, img.height, region)
+        if sub is None:
+            return None
+        wide = self._canvas((length, bottom - top))
+        img.load()
+        wide.im.transform((0, 0, g.x.hi - first, bottom - top), img.im, Image.AFFINE, sub, Image.NEAREST, 1)
+        return self._finish(self._resize_canvas(wide), top)
+
+    def _finish(self, passed: Image.Image, top: int) -> Image.Image:
+        """The vertical pass on rows ``top ..`` of the window after the horizontal one
+        (``passed``), the window's other rows being black: they are placed in black rows,
+        and only the output rows that reach them are resampled where a box gives exactly
+        those (``box_outputs``)."""
+        g, c = self.g, self.g.crop
+        rows = g.y.hi - g.y.lo
+        if passed.height == rows:
+            return self._vertical(passed)
+        full = Image.new("RGB", (c, rows))
+        full.paste(passed, (0, top))
+        span = box_outputs(g.y, top, top + passed.height) if g.y.box else None
+        if span is None:
+            return self._vertical(full)
+        first, stop, box = span  # only these output rows read the band; the others are black
+        out = Image.new("RGB", (c, c))
+        if stop > first:
+            out.paste(full.resize((c, stop - first), Image.BILINEAR, box=(0, box[0], c, box[1])), (0, first))
+        return out
 
 
 _local = threading.local()
@@ -335,9 +431,15 @@ def _solve_constant(target: int, a: float, b: float) -> float | None:
     return None
 
 
-def shifted_matrix(m: Sequence[float], w: int, h: int, box: tuple[int, int, int, int]) -> list[float] | None:
+def shifted_matrix(m: Sequence[float], w: int, h: int, box: tuple[int, int, int, int]) -> tuple[float, ...] | None:
     """The matrix whose Pillow warp onto ``box``'s size gives ``box`` of the full ``w`` x
-    ``h`` warp by ``m``, pixel for pixel; None when that cannot be guaranteed."""
+    ``h`` warp by ``m``, pixel for pixel; None when that cannot be guaranteed. Cached: a
+    family's grid meets the same matrices on every image of a size."""
+    return _shifted_matrix(tuple(m), w, h, box)
+
+
+@lru_cache(maxsize=4096)
+def _shifted_matrix(m: tuple[float, ...], w: int, h: int, box: tuple[int, int, int, int]) -> tuple[float, ...] | None:
     ox, oy, x1, y1 = box
     if not _fixed_ok(m, w, h):
         return None
@@ -346,7 +448,7 @@ def shifted_matrix(m: Sequence[float], w: int, h: int, box: tuple[int, int, int,
     c5 = _solve_constant(fix16(m[5] + m[3] * 0.5 + m[4] * 0.5) + ox * a3 + oy * a4, m[3], m[4])
     if c2 is None or c5 is None:
         return None
-    out = [m[0], m[1], c2, m[3], m[4], c5]
+    out = (m[0], m[1], c2, m[3], m[4], c5)
     return out if _fixed_ok(out, x1 - ox, y1 - oy) else None
 
 
@@ -357,7 +459,50 @@ def warp_window(img: Image.Image, m: Sequence[float], box: tuple[int, int, int, 
     if sub is None:
         return img.transform((w, h), Image.AFFINE, list(m), Image.NEAREST, fillcolor=_BLACK).crop(box)
     size = (box[2] - box[0], box[3] - box[1])
-    return img.transform(size, Image.AFFINE, sub, Image.NEAREST, fillcolor=_BLACK)
+    out = Image.new(img.mode, size)  # black; Pillow leaves the pixels outside the image as they are
+    img.load()
+    out.im.transform((0, 0, *size), img.im, Image.AFFINE, sub, Image.NEAREST, 0)  # Image.transform's call
+    return out
+
+
+def _span(base: np.ndarray, step: int, lo: int, hi: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first and last x in ``0 .. n - 1`` with ``lo <= base + step * x <= hi``
+    (exact integers; first > last where there is none)."""
+    if step > 0:  # ceil((lo - base) / step), floor((hi - base) / step)
+        return -((base - lo) // step), (hi - base) // step
+    if step < 0:  # ceil((base - hi) / -step), floor((base - lo) / -step)
+        return -((hi - base) // -step), (base - lo) // -step
+    inside = (base >= lo) & (base <= hi)
+    return np.where(inside, 0, n), np.where(inside, n - 1, -1)
+
+
+@lru_cache(maxsize=4096)
+def content_rows(m: tuple[float, ...], w: int, h: int, box: tuple[int, int, int, int]) -> tuple[int, int] | None:
+    """The rows ``top .. bottom`` (relative to ``box``) of ``box`` of Pillow's warp of a
+    ``w`` x ``h`` image by ``m`` (nearest, fixed point: ``_fixed_ok``) that hold a pixel
+    of the image; every other row of the box is all fill. None off the fixed-point path.
+
+    Pillow's pixel (x, y) reads source column ``X >> 16`` with ``X = a2 + y a1 + x a0``
+    (``affine_fixed``'s integers, 32-bit without overflow there) and row ``Y >> 16``
+    likewise; it is inside when ``0 <= X <= 65536 w - 1`` and ``0 <= Y <= 65536 h - 1``,
+    an interval of x per row for each, computed exactly. A view that zooms out or shears
+    hard leaves whole rows of the window black, and they need no resampling. Cached:
+    a family's grid meets the same matrices on every image of a size.
+    """
+    if not _fixed_ok(m, w, h):
+        return None
+    a0, a1, a3, a4 = fix16(m[0]), fix16(m[1]), fix16(m[3]), fix16(m[4])
+    a2, a5 = fix16(m[2] + m[0] * 0.5 + m[1] * 0.5), fix16(m[5] + m[3] * 0.5 + m[4] * 0.5)
+    x0, y0, x1, y1 = box
+    y = np.arange(y0, y1, dtype=np.int64)
+    first_x, last_x = _span(a2 + y * a1 + x0 * a0, a0, 0, (w << 16) - 1, x1 - x0)
+    first_y, last_y = _span(a5 + y * a4 + x0 * a3, a3, 0, (h << 16) - 1, x1 - x0)
+    first = np.maximum(np.maximum(first_x, first_y), 0)
+    last = np.minimum(np.minimum(last_x, last_y), x1 - x0 - 1)
+    rows = np.flatnonzero(first <= last)
+    if rows.size == 0:
+        return 0, 0
+    return int(rows[0]), int(rows[-1]) + 1
 
 
 _FLIPPED = {
@@ -470,7 +615,20 @@ def windowed_views(img: Image.Image, ops: Sequence[tuple[str, Any]], resize: int
     if g is None:
         return None
     resample = resampler(g)
-    return _stack([resample(_window_of(op, arg)(img, g.window)) for op, arg in ops], crop)
+    views = []
+    for op, arg in ops:
+        view = None
+        if op == "affine" and img.mode == "RGB":
+            rows = content_rows(tuple(arg), img.width, img.height, g.window)
+            if rows is not None and rows[0] == rows[1]:  # nothing of the image reaches the window
+                view = Image.new("RGB", (crop, crop))
+            elif rows is not None:
+                view = resample.warped(img, arg, *rows)
+                if view is None and g.order == "hv" and rows != (0, g.y.hi - g.y.lo):
+                    x0, y0, x1, _ = g.window
+                    view = resample.band(warp_window(img, arg, (x0, y0 + rows[0], x1, y0 + rows[1])), rows[0])
+        views.append(view if view is not None else resample(_window_of(op, arg)(img, g.window)))
+    return _stack(views, crop)
 
 
 #: ``clean_window`` plans an image size once it has seen it this many times.
