@@ -341,28 +341,28 @@ class Resampler:
         return self._finish(self._horizontal(band), top)
 
     def warped(self, img: Image.Image, m: Sequence[float], top: int, bottom: int) -> Image.Image | None:
-        """``band(warp_window(img, m, rows top .. bottom of the window), top)`` with the
-        warp written straight into the horizontal canvas (no window image, no paste);
-        None where that does not apply (a box plan on x, Pillow's order "vh", a matrix
-        off the fixed-point path).
+        """The crop of the warp of ``img`` by ``m`` when only rows ``top .. bottom`` of the
+        window reach the image (``content_rows``; all rows, or a band): ``band`` of those
+        rows of ``warp_window``. None for Pillow's order "vh" (``__call__`` then).
 
-        Pillow's region transform writes from column 0 of the target whatever the
-        region's left edge, so the warp covers the canvas from its first column to the
-        window's right edge: the extra columns on the left feed only outputs that are cut
-        away, like the canvas's stale pixels further right.
+        Where the x axis has a canvas, the warp is written straight into it, with no
+        window image and no paste: Pillow's region transform writes from column 0 of its
+        target whatever the region's left edge, so it covers the canvas from its first
+        column to the window's right edge, and the extra columns on the left feed only
+        outputs that are cut away, like the canvas's stale pixels further right.
         """
         g = self.g
-        if g.order != "hv" or g.x.canvas is None:
+        if g.order != "hv":
             return None
-        first, length = g.x.canvas[:2]
-        region = (first, g.y.lo + top, g.x.hi, g.y.lo + bottom)
-        sub = shifted_matrix(m, img.width, img.height, region)
-        if sub is None:
-            return None
-        wide = self._canvas((length, bottom - top))
-        img.load()
-        wide.im.transform((0, 0, g.x.hi - first, bottom - top), img.im, Image.AFFINE, sub, Image.NEAREST, 1)
-        return self._finish(self._resize_canvas(wide), top)
+        if g.x.canvas is not None:
+            first, length = g.x.canvas[:2]
+            sub = shifted_matrix(m, img.width, img.height, (first, g.y.lo + top, g.x.hi, g.y.lo + bottom))
+            if sub is not None:
+                wide = self._canvas((length, bottom - top))
+                img.load()
+                wide.im.transform((0, 0, g.x.hi - first, bottom - top), img.im, Image.AFFINE, sub, Image.NEAREST, 1)
+                return self._finish(self._resize_canvas(wide), top)
+        return self.band(warp_window(img, m, (g.x.lo, g.y.lo + top, g.x.hi, g.y.lo + bottom)), top)
 
     def _finish(self, passed: Image.Image, top: int) -> Image.Image:
         """The vertical pass on rows ``top ..`` of the window after the horizontal one
@@ -617,16 +617,11 @@ def windowed_views(img: Image.Image, ops: Sequence[tuple[str, Any]], resize: int
     resample = resampler(g)
     views = []
     for op, arg in ops:
+        rows = content_rows(tuple(arg), img.width, img.height, g.window) if op == "affine" else None
         view = None
-        if op == "affine" and img.mode == "RGB":
-            rows = content_rows(tuple(arg), img.width, img.height, g.window)
-            if rows is not None and rows[0] == rows[1]:  # nothing of the image reaches the window
-                view = Image.new("RGB", (crop, crop))
-            elif rows is not None:
-                view = resample.warped(img, arg, *rows)
-                if view is None and g.order == "hv" and rows != (0, g.y.hi - g.y.lo):
-                    x0, y0, x1, _ = g.window
-                    view = resample.band(warp_window(img, arg, (x0, y0 + rows[0], x1, y0 + rows[1])), rows[0])
+        if rows is not None and img.mode == "RGB":
+            # A black view when nothing of the image reaches the window.
+            view = Image.new("RGB", (crop, crop)) if rows[0] == rows[1] else resample.warped(img, arg, *rows)
         views.append(view if view is not None else resample(_window_of(op, arg)(img, g.window)))
     return _stack(views, crop)
 
