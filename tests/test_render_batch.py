@@ -1,5 +1,5 @@
 """Batched PIL rendering (``Family.views``, sslinv.transforms.pil_fast) against stacked
-``Family.view`` calls, byte for byte, for the geometric families.
+``Family.view`` calls, byte for byte, for the geometric and the appearance families.
 
 The images are uniform noise, so a pixel taken from the wrong place shows. A weight off
 by one unit in 2^22 would change few pixels, so Pillow's weights themselves are checked
@@ -121,6 +121,47 @@ def test_non_rgb_images_are_converted_first():
 
 def test_empty_params():
     assert get_family("scale").views(noise(64, 48), [], 32, 28).shape == (0, 3, 28, 28)
+
+
+# --- appearance families: the window of each pixel operation -------------------------
+
+APPEARANCE = ["grayscale", "brightness", "contrast", "saturation", "hue", "blur", "sharpness", "invert", "posterize"]
+
+
+def appearance_params(name: str, rng: np.random.Generator, resize: int, crop: int) -> list[dict]:
+    """The family's grid points and values off the grid (the identities, extremes)."""
+    u = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
+    grid = get_family(name).grid(8, resize, crop).params
+    extra = {
+        "brightness": [{"brightness_factor": f} for f in (0.0, 1.0, u(0, 8), -0.5)],  # PIL extrapolates
+        "contrast": [{"contrast_factor": f} for f in (0.0, 1.0, u(0, 8), -0.5)],
+        "saturation": [{"saturation_factor": f} for f in (0.0, 1.0, u(0, 8))],
+        "hue": [{"hue_factor": f} for f in (-0.5, 0.5, 0.0, u(-0.5, 0.5))],
+        "sharpness": [{"sharpness_factor": f} for f in (0.0, 1.0, u(0, 40))],
+        "blur": [{"kernel_size": [k, k2], "sigma": [u(0.1, 9), u(0.1, 9)]} for k, k2 in ((3, 9), (31, 5))],
+        "posterize": [{"bits": b} for b in (1, 8)],
+    }
+    return grid + extra.get(name, [])
+
+
+@pytest.mark.parametrize("name", APPEARANCE)
+@pytest.mark.parametrize("size", SIZES + [(230, 230), (224, 300)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_appearance_views_are_the_stacked_single_views(name, size):
+    # Window edges inside the image, and windows that reach the image's own edges (a
+    # square image at 224/224, an image barely larger than the crop).
+    rng = np.random.default_rng([size[0], size[1], len(name)])
+    img = noise(*size, seed=size[0] + size[1])
+    for resize, crop in PAIRS:
+        assert_same_views(name, img, appearance_params(name, rng, resize, crop), resize, crop)
+
+
+def test_hue_views_refuse_what_a_single_view_refuses():
+    fam, img = get_family("hue"), noise(300, 200)
+    for shift in (0.7, -0.51):
+        with pytest.raises(ValueError, match="hue_factor"):
+            fam.view(img, {"hue_factor": shift}, 128, 112)
+        with pytest.raises(ValueError, match="hue_factor"):
+            fam.views(img, [{"hue_factor": 0.1}, {"hue_factor": shift}], 128, 112)
 
 
 # --- Pillow's arithmetic ------------------------------------------------------------

@@ -53,7 +53,12 @@ Deviation from the reference, for speed:
 ``view`` calls: for the geometric families it renders only the window of each
 transformed image the centre crop reads, resizes once for ``translation`` and the flips
 and shares horizontal passes in ``resized_crop`` (``sslinv.transforms.pil_fast``, which
-documents why each shortcut is exact). OpenCV (blur, deform) keeps its own thread pool:
+documents why each shortcut is exact). The appearance families act on each pixel (and
+its neighbours, for sharpness and blur), so their views transform only that window (with
+the few pixels around it a filter reads) and share what all views of an image have in
+common: the enhancers' degenerate images (contrast's mean grey is still the whole
+image's) and hue's HSV split. ``deform`` and ``equalize`` (a histogram of the whole
+image) render one view per call. OpenCV (blur, deform) keeps its own thread pool:
 in DataLoader workers call ``cv2.setNumThreads(1)`` in ``worker_init_fn``, as torch
 does for itself.
 """
@@ -173,8 +178,8 @@ class Family:
     ) -> torch.Tensor:
         """Several views of one image stacked: uint8 (len(params), 3, crop, crop).
 
-        The same bytes as stacking ``view`` calls, in fewer CPU seconds for the
-        geometric families (``sslinv.transforms.pil_fast``).
+        The same bytes as stacking ``view`` calls, in fewer CPU seconds for every
+        family but ``deform`` and ``equalize`` (``sslinv.transforms.pil_fast``).
         """
         import torch
 
@@ -361,6 +366,111 @@ def _resized_crop_batch(img, params, resize, crop, seed):
     return pil_fast.resized_crop_views(img, params, crop)
 
 
+# The appearance families act on each pixel (and its neighbours, for sharpness and
+# blur): their views render the crop's window only (``pil_fast.point_views``), with what
+# all views of an image share made once: the enhancers' degenerate images (contrast's
+# mean from the whole image, as Pillow takes it) and hue's HSV split.
+
+
+def _enhance_batch(enhancer: str, key: str, img, params, resize, crop, seed, margin: int = 0):
+    # torchvision's adjust_brightness / _saturation / _sharpness on PIL are
+    # ImageEnhance.<enhancer>(img).enhance(factor); an enhancer built on the window
+    # blends the same pixels (sharpness's 3 x 3 smoothing needs one pixel around).
+    from PIL import ImageEnhance
+
+    from sslinv.transforms import pil_fast
+
+    def make(part, box):
+        enhancer_ = getattr(ImageEnhance, enhancer)(part)
+        return (enhancer_.enhance(p[key]) for p in params)
+
+    return pil_fast.point_views(img, make, resize, crop, margin)
+
+
+def _contrast_batch(img, params, resize, crop, seed):
+    # ImageEnhance.Contrast blends with the mean grey of the whole image.
+    from PIL import ImageEnhance
+
+    from sslinv.transforms import pil_fast
+
+    def make(part, box):
+        enhancer = ImageEnhance.Contrast(img)
+        enhancer.image, enhancer.degenerate = part, enhancer.degenerate.crop(box)
+        return (enhancer.enhance(p["contrast_factor"]) for p in params)
+
+    return pil_fast.point_views(img, make, resize, crop)
+
+
+def _hue_batch(img, params, resize, crop, seed):
+    # torchvision's adjust_hue on PIL, with the HSV split made once: H shifted by
+    # int32(hue_factor * 255) as uint8 (wrapping), merged, back to RGB.
+    import numpy as np
+    from PIL import Image
+
+    from sslinv.transforms import pil_fast
+
+    if any(not -0.5 <= p["hue_factor"] <= 0.5 for p in params):
+        return None  # the one-view path raises torchvision's error
+
+    def make(part, box):
+        h, s, v = part.convert("HSV").split()
+        hue = np.array(h, dtype=np.uint8)
+        for p in params:
+            shifted = hue + np.int32(p["hue_factor"] * 255).astype(np.uint8)
+            yield Image.merge("HSV", (Image.fromarray(shifted), s, v)).convert("RGB")
+
+    return pil_fast.point_views(img, make, resize, crop)
+
+
+def _blur_batch(img, params, resize, crop, seed):
+    from sslinv.transforms import pil_fast
+
+    margin = max(max(p["kernel_size"]) for p in params) // 2
+
+    def make(part, box):
+        return (gaussian_blur(part, p["kernel_size"], p["sigma"]) for p in params)
+
+    return pil_fast.point_views(img, make, resize, crop, margin)
+
+
+def _toggle_batch(op, img, params, resize, crop, seed):
+    # {"apply": False} is the clean view (the window itself).
+    from sslinv.transforms import pil_fast
+
+    def make(part, box):
+        done = None
+        for p in params:
+            if p["apply"] and done is None:
+                done = op(part)
+            yield done if p["apply"] else part
+
+    return pil_fast.point_views(img, make, resize, crop)
+
+
+def _grayscale(part):
+    from PIL import Image
+
+    grey = part.convert("L")  # torchvision's to_grayscale(3): L, stacked three times
+    return Image.merge("RGB", (grey, grey, grey))
+
+
+def _invert(part):
+    from PIL import ImageOps
+
+    return ImageOps.invert(part)
+
+
+def _posterize_batch(img, params, resize, crop, seed):
+    from PIL import ImageOps
+
+    from sslinv.transforms import pil_fast
+
+    def make(part, box):
+        return (ImageOps.posterize(part, p["bits"]) for p in params)
+
+    return pil_fast.point_views(img, make, resize, crop)
+
+
 def _flip_batch(method: str, img, params, resize, crop, seed):
     from PIL import Image
 
@@ -496,10 +606,20 @@ _BATCH: dict[str, BatchFn] = {
     "resized_crop": _resized_crop_batch,
     "h_flip": partial(_flip_batch, "FLIP_LEFT_RIGHT"),
     "v_flip": partial(_flip_batch, "FLIP_TOP_BOTTOM"),
+    "grayscale": partial(_toggle_batch, _grayscale),
+    "brightness": partial(_enhance_batch, "Brightness", "brightness_factor"),
+    "contrast": _contrast_batch,
+    "saturation": partial(_enhance_batch, "Color", "saturation_factor"),
+    "hue": _hue_batch,
+    "blur": _blur_batch,
+    "sharpness": partial(_enhance_batch, "Sharpness", "sharpness_factor", margin=1),
+    "invert": partial(_toggle_batch, _invert),
+    "posterize": _posterize_batch,
 }
 
-# What each family's views import; the batched ones only Pillow and numpy.
-_IMPORTS = {"blur": ("cv2",), "deform": ("cv2",), **{name: () for name in _BATCH}}
+# What each family's views import; the batched ones only Pillow and numpy (and OpenCV
+# for blur and deform).
+_IMPORTS = {**{name: () for name in _BATCH}, "blur": ("cv2",), "deform": ("cv2",)}
 _TORCHVISION = ("torchvision.transforms.functional",)
 
 for _name, _k, _max_k, _kind, _desc, _grid, _view in _TABLE:

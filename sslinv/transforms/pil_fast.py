@@ -44,6 +44,10 @@ decision depends on it:
   mirrored window of the clean resize, so ``h_flip``/``v_flip`` resize once.
 - ``translation`` resizes once and warps only the crop window; ``resized_crop`` shares
   the horizontal pass between views with the same column box.
+- **Pixel operations** (the appearance families) commute with cutting the window out
+  of the image when each output pixel depends on its own neighbourhood only
+  (``point_views``): the window, grown by the filter's reach, is transformed, cut back
+  and resampled like the warps' windows.
 
 Outside these conditions the plain route is taken: the full warp cut to the window
 (Pillow's pure-scaling or floating-point warp), the one-view path (a crop larger than
@@ -56,7 +60,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -624,6 +628,35 @@ def windowed_views(img: Image.Image, ops: Sequence[tuple[str, Any]], resize: int
             view = Image.new("RGB", (crop, crop)) if rows[0] == rows[1] else resample.warped(img, arg, *rows)
         views.append(view if view is not None else resample(_window_of(op, arg)(img, g.window)))
     return _stack(views, crop)
+
+
+def point_views(
+    img: Image.Image,
+    make: Callable[[Image.Image, tuple[int, int, int, int]], Iterable[Image.Image]],
+    resize: int,
+    crop: int,
+    margin: int = 0,
+) -> torch.Tensor | None:
+    """Views ``finish(op(img))`` for operations that set each pixel from the pixels
+    within ``margin`` of it (the colour families; statistics of the whole image, such as
+    contrast's mean, are the caller's): ``make(part, box)`` yields the transformed
+    ``part``, the crop's window grown by ``margin`` and clipped to the image (``box``, in
+    image pixels), once per view; each is cut back to the window and resampled
+    (``Resampler``). None when the geometry needs the one-view path.
+
+    The grown edges are where an operation on ``part`` differs from one on the whole
+    image (a filter's border rule, a blur's padding); where ``box`` meets the image's own
+    edge the two agree, and elsewhere the ``margin`` pixels are cut away.
+    """
+    g = geometry(img.width, img.height, resize, crop)
+    if g is None or img.mode != "RGB":
+        return None
+    x0, y0, x1, y1 = g.window
+    box = (max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, img.width), min(y1 + margin, img.height))
+    inner = (x0 - box[0], y0 - box[1], x1 - box[0], y1 - box[1])
+    whole = inner == (0, 0, box[2] - box[0], box[3] - box[1])
+    resample = resampler(g)
+    return _stack([resample(v if whole else v.crop(inner)) for v in make(img.crop(box), box)], crop)
 
 
 #: ``clean_window`` plans an image size once it has seen it this many times.
