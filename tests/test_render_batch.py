@@ -434,12 +434,12 @@ def test_views_rendered_by_threads_at_once_are_the_serial_ones():
     is per thread): the bytes do not depend on what the other threads do."""
     from concurrent.futures import ThreadPoolExecutor
 
-    fam = get_family("rotation")
-    params = fam.grid(8, 128, 112).params
+    families = [get_family(name) for name in ("rotation", "scale", "hue", "sharpness")]
     imgs = [noise(500, 375, seed) for seed in range(12)]
 
     def render(img):
-        return fam.views(img, params, 128, 112), clean_view(img, 128, 112)
+        views = [fam.views(img, fam.grid(8, 128, 112).params, 128, 112) for fam in families]
+        return torch.cat(views), clean_view(img, 128, 112)
 
     serial = [render(img) for img in imgs]
     with ThreadPoolExecutor(4) as pool:
