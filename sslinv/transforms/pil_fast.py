@@ -638,8 +638,8 @@ def point_views(
     margin: int = 0,
 ) -> torch.Tensor | None:
     """Views ``finish(op(img))`` for operations that set each pixel from the pixels
-    within ``margin`` of it (the colour families; statistics of the whole image, such as
-    contrast's mean, are the caller's): ``make(part, box)`` yields the transformed
+    within ``margin`` of it (the appearance families; statistics of the whole image, such
+    as contrast's mean, are the caller's): ``make(part, box)`` yields the transformed
     ``part``, the crop's window grown by ``margin`` and clipped to the image (``box``, in
     image pixels), once per view; each is cut back to the window and resampled
     (``Resampler``). None when the geometry needs the one-view path.
@@ -681,10 +681,8 @@ def clean_window(img: Image.Image, resize: int, crop: int) -> torch.Tensor | Non
     if seen < CLEAN_AFTER:
         _sizes_seen[key] = seen + 1
         return None
-    g = geometry(*key)
-    if g is None:
-        return None
-    return _stack([resampler(g)(img.crop(g.window))], crop)[0]
+    view = point_views(img, lambda window, box: (window,), resize, crop)  # no operation: the clean view
+    return None if view is None else view[0]
 
 
 def flip_views(img: Image.Image, flags: Sequence[bool], method: Image.Transpose, resize: int, crop: int):
