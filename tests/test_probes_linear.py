@@ -161,6 +161,28 @@ def test_logistic_default_tolerance_same_test_score_as_sklearn():
         assert abs(ours - tight.score(xt, yt)) <= 2 / 400 + 1e-12
 
 
+def test_logistic_more_features_than_rows_puts_no_weight_off_the_data():
+    """With d > n (or a dead unit) the centred training rows span a subspace; sklearn's
+    minimiser has no weight outside it, whatever the penalty. In float32 the null
+    directions are rounding noise; they must stay at zero weight, not drift to
+    ``tol * n / wd`` (which moved test predictions by machine)."""
+    x, y = classification_data(n=40, d=120, seed=7, spread=0.3)
+    x[:, 5] = 2.0  # a dead unit too
+    xt, _ = classification_data(n=200, d=120, seed=8, spread=0.3)
+    xc = (x - x.mean(0)).astype(np.float64)
+    _, s, vt = np.linalg.svd(xc, full_matrices=True)
+    null = vt[(s > s.max() * 1e-6).sum():]  # (d - rank, d): orthogonal to every centred row
+    for wd in (0.01, 1.0):
+        coef, intercept, _ = logistic.logistic_fit(x, y, 4, wd)
+        assert np.abs(coef @ null.T).max() < 1e-4 * np.abs(coef).max()
+        assert np.abs(coef[:, 5]).max() < 1e-4 * np.abs(coef).max()
+        # Solved tightly (at tol 1e-4 a small wd stops early, as sklearn's rule says),
+        # the test predictions are sklearn's.
+        coef, intercept, _ = logistic.logistic_fit(x, y, 4, wd, max_iter=2000, tol=1e-7)
+        tight = LogisticRegression(C=1 / wd, max_iter=5000, tol=1e-10).fit(x.astype(np.float64), y)
+        assert ((xt @ coef.T + intercept).argmax(1) == tight.predict(xt)).mean() >= 0.99
+
+
 def test_logistic_cv_path_matches_independent_fits():
     """The batched, warm-started path gives the fold scores of separate sklearn fits."""
     x, y = classification_data(n=200, seed=5, spread=0.6)

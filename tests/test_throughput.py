@@ -144,7 +144,9 @@ def test_two_gloo_ranks_extract_to_rank0_stop_on_nan_and_share_one_whitening(tmp
     for n in (11, 1):  # rank 0 holds what one process extracts; rank 1 nothing
         one = extract(Extractor(Net(), torch.device("cpu")), Items(n), batch_size=2, workers=0, world=World())
         assert r0[f"extract{n}"] == [n, 8] and r1[f"extract{n}"] is None
-        torch.testing.assert_close(torch.load(tmp_path / f"extract{n}-rank0.pt"), one, rtol=0, atol=0)
+        # Same rows in the same order; the values agree to rounding (a convolution's
+        # kernel may depend on the batch's make-up and the thread count, e.g. on AVX-512).
+        torch.testing.assert_close(torch.load(tmp_path / f"extract{n}-rank0.pt"), one, rtol=1e-5, atol=1e-6)
 
     for r in (r0, r1):
         assert "net gave non-finite features" in r["nan"] and "the first img5.png" in r["nan"], r["nan"]

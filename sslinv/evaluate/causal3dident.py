@@ -42,8 +42,9 @@ from sslinv.probes import krr
 from sslinv.reporting import Reporter
 from sslinv.runtime import compute_mode
 
-#: Bumped when a change alters the numbers, so old result files are not reused.
-PROTOCOL_VERSION = 1
+#: Bumped when a change alters the numbers, so old result files are not reused
+#: (2: the class probe gives null directions zero weight.)
+PROTOCOL_VERSION = 2
 CLASS = "class"
 #: Inverse regularisation strengths tried for the class probe.
 CLASS_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 4, 9))

@@ -49,8 +49,9 @@ from sslinv.evaluate.features import member_features
 from sslinv.reporting import Reporter
 from sslinv.runtime import compute_mode
 
-#: Bumped when a change alters the numbers, so old result files are not reused.
-PROTOCOL_VERSION = 1
+#: Bumped when a change alters the numbers, so old result files are not reused
+#: (2: logistic probes give null directions zero weight.)
+PROTOCOL_VERSION = 2
 #: Bumped when the image pipeline changes, so cached features are not reused.
 PIPELINE_VERSION = 1
 PROBES = ("linear", "knn")

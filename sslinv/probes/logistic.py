@@ -116,8 +116,15 @@ class _Basis:
         xc = x - self.mean
         cov = (xc.T @ xc) / x.shape[0]
         evals, evecs = torch.linalg.eigh((cov + cov.T) / 2)
-        self.evals = evals.clamp_min(0)
-        self.evecs = evecs
+        # Directions whose variance is below the float32 resolution of ``cov`` are null
+        # (a dead unit; d > n): exactly, the gradient there is zero and the penalty keeps
+        # the weight at its start, 0. In float32 their coordinates are rounding noise that
+        # the preconditioner (1 / penalty there) would turn into weights as large as
+        # ``tol * n / wd``, so they are dropped: zero coordinates, zero weight.
+        floor = evals.max().clamp_min(0) * torch.finfo(evals.dtype).eps * evals.shape[0] ** 0.5
+        kept = evals > floor
+        self.evals = torch.where(kept, evals, torch.zeros_like(evals))
+        self.evecs = evecs * kept.to(evecs.dtype)
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) @ self.evecs
