@@ -8,7 +8,8 @@ same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -84,19 +85,48 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 def set_precision(precision: str) -> None:
     """Float32 matmuls and convolutions in true fp32 (cuDNN's default is TF32 for
-    convolutions), except with ``tf32``. Under bf16/fp16 autocast the ops autocast keeps
-    in float32 are true fp32 too. No effect on the CPU."""
+    convolutions), except with ``tf32``, for the whole process (pretraining: every op of
+    a step). Under bf16/fp16 autocast the ops autocast keeps in float32 are true fp32
+    too. No effect on the CPU. The evaluations keep fp32 here and enable TF32 around the
+    model's forward pass only (``tf32_scope``)."""
     autocast_dtype(precision)  # a known name
+    _set_tf32(precision == "tf32")
+
+
+def _tf32_enabled() -> bool:
+    if not hasattr(torch.backends.cudnn, "conv"):
+        return bool(torch.backends.cuda.matmul.allow_tf32)
+    return torch.backends.cuda.matmul.fp32_precision == "tf32"
+
+
+def _set_tf32(on: bool) -> None:
     if not hasattr(torch.backends.cudnn, "conv"):  # torch < 2.9: only the legacy flags exist
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
         return
-    mode = "tf32" if precision == "tf32" else "ieee"
+    mode = "tf32" if on else "ieee"
     # The per-backend API of torch >= 2.9; never mixed with the legacy allow_tf32 flags
     # (torch raises when both are used).
     torch.backends.cuda.matmul.fp32_precision = mode
     torch.backends.cudnn.conv.fp32_precision = mode
     torch.backends.cudnn.rnn.fp32_precision = mode
+
+
+@contextlib.contextmanager
+def tf32_scope(precision: str) -> Iterator[None]:
+    """TF32 for float32 matmuls and convolutions inside the block when ``precision`` is
+    ``tf32`` (the model's forward pass), the previous setting after it; nothing
+    otherwise. So with ``--precision tf32`` only the model runs in TF32: the device
+    renderer, whitening and the probes stay in true fp32, as on the CPU."""
+    if precision != "tf32":
+        yield
+        return
+    before = _tf32_enabled()
+    _set_tf32(True)
+    try:
+        yield
+    finally:
+        _set_tf32(before)
 
 
 def compute_mode(device: torch.device, precision: str) -> dict[str, str]:

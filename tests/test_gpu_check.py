@@ -18,7 +18,9 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
     checks = " ".join(line.split("|")[1] for line in table)
     for name in ("synthetic", "statistics pass", "PIL in-process", "device renderer", "pretrain step",
-                 "kernel ridge", "logistic probe", "NCCL"):
+                 "kernel ridge", "logistic probe", "gloo: 2 processes vs 1"):
         assert name in checks, (name, out.stdout)
+    # Two processes (gloo on the CPU, NCCL on GPUs) give one process's numbers.
+    assert "| same numbers |" in out.stdout, out.stdout
     assert "PIL views (job)" in checks and "device views (job)" in checks, out.stdout  # synthetic both ways
     assert "FAILED" not in out.stdout and "0 failed" in out.stdout

@@ -109,6 +109,41 @@ def test_fp32_turns_tf32_off(restore_fp32_modes, precision, mode):
     assert torch.backends.cudnn.rnn.fp32_precision == mode
 
 
+def test_tf32_scope_is_tf32_inside_only(restore_fp32_modes):
+    runtime.set_precision("fp32")
+    with runtime.tf32_scope("tf32"):
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+        assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    with runtime.tf32_scope("fp32"):
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+
+
+def test_evaluations_run_only_the_model_in_tf32(restore_fp32_modes, tmp_path):
+    """--precision tf32: the model's forward pass in TF32; the renderer, whitening and the
+    probes (everything else the process computes) in true fp32."""
+    from sslinv.evaluate.common import Runtime, start
+    from sslinv.evaluate.features import Extractor
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.backends.cuda.matmul.fp32_precision)
+            return x.flatten(1)[:, :4]
+
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    start(Runtime(model="m", cache_dir=tmp_path, data_root=tmp_path, device="cpu", precision="tf32"))
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    ex = Extractor(Probe(), torch.device("cpu"), "tf32")
+    ex(torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
+    assert seen == ["tf32"] and torch.backends.cuda.matmul.fp32_precision == "ieee"
+    Extractor(Probe(), torch.device("cpu"), "fp32")(torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
+    assert seen == ["tf32", "ieee"]
+
+
 def test_tf32_is_a_precision_without_autocast():
     assert runtime.autocast_dtype("tf32") is None
     with pytest.raises(UsageError, match="tf32"):

@@ -71,7 +71,9 @@ def start(rt: Runtime) -> Session:
     device = resolve_device(rt.device, world)
     if rt.batch_size is None:
         rt.batch_size = default_batch_size(device)
-    set_precision(rt.precision)
+    # TF32, when asked for, only around the model's forward pass (Extractor): the
+    # renderer, whitening and probes stay in true fp32.
+    set_precision("fp32" if rt.precision == "tf32" else rt.precision)
     distributed.init(world, device)
     workers = default_workers(device) if rt.workers is None else rt.workers
     return Session(world, device, workers)

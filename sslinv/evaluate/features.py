@@ -35,7 +35,7 @@ from sslinv.data.folder import ImagePool, load_rgb, load_rgb_or_none
 from sslinv.distributed import World
 from sslinv.errors import NonFiniteError, UsageError
 from sslinv.models.fusion import Member
-from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader
+from sslinv.runtime import autocast_dtype, compute_mode, image_batch_bytes, make_loader, tf32_scope
 
 FEATURES_FORMAT = 1
 #: Batches between two finiteness checks (each check waits for the device once).
@@ -63,6 +63,7 @@ class Extractor:
         if self.channels_last:  # convolution weights in NHWC; other parameters are not 4-d and stay
             self.model = self.model.to(memory_format=torch.channels_last)
         self.name = name
+        self.precision = precision
         self.dtype = autocast_dtype(precision)
         if self.dtype is torch.float16 and self.device.type == "cpu":
             raise UsageError("--precision fp16 needs a GPU; use bf16 or fp32 on the CPU.")
@@ -76,7 +77,8 @@ class Extractor:
         x = x.to(torch.float32, memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 \
             else x.float()
         if self.dtype is None:
-            out = self.model(x)
+            with tf32_scope(self.precision):  # TF32 for the model alone (--precision tf32)
+                out = self.model(x)
         else:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 out = self.model(x)
