@@ -18,7 +18,8 @@ reference used). What makes it fast:
   quadratic, so a pair ``(s, y)`` of the previous value becomes an exact pair of the next
   one by adding ``(wd_new - wd_old) / n * s`` to ``y``;
 - a preconditioner: the features are centred and rotated once into the eigenbasis of
-  their covariance (one eigendecomposition for the whole path; rotation keeps the L2
+  their covariance (one float64 eigendecomposition for the whole path; directions
+  without variance get zero weight, as in the exact minimiser; rotation keeps the L2
   penalty, the intercept absorbs the mean), where L-BFGS's initial inverse Hessian is
   the diagonal ``(c diag(l) + wd/n)^-1`` instead of a multiple of the identity. This
   removes the ill-conditioning of raw, correlated, unevenly scaled features; it changes
@@ -111,20 +112,32 @@ class _Basis:
     close to diagonal: the preconditioner below becomes a per-coordinate scaling.
     """
 
-    def __init__(self, x: torch.Tensor):
-        self.mean = x.mean(0)
-        xc = x - self.mean
-        cov = (xc.T @ xc) / x.shape[0]
+    def __init__(self, x: torch.Tensor, chunk_bytes: int = 1 << 28):
+        # Moments and eigendecomposition in float64, from float32 rows a chunk at a time:
+        # a float32 covariance's rounding (about 1e-7 of its largest eigenvalue) would
+        # bury the directions of small variance that extracted features do have.
+        n, d = x.shape
+        mean = x.sum(0, dtype=torch.float64) / n
+        cov = torch.zeros(d, d, dtype=torch.float64, device=x.device)
+        step = max(1, chunk_bytes // (8 * d))
+        for i in range(0, n, step):
+            c = x[i : i + step].double() - mean
+            cov.addmm_(c.T, c)
+        cov /= n
         evals, evecs = torch.linalg.eigh((cov + cov.T) / 2)
-        # Directions whose variance is below the float32 resolution of ``cov`` are null
-        # (a dead unit; d > n): exactly, the gradient there is zero and the penalty keeps
-        # the weight at its start, 0. In float32 their coordinates are rounding noise that
-        # the preconditioner (1 / penalty there) would turn into weights as large as
-        # ``tol * n / wd``, so they are dropped: zero coordinates, zero weight.
-        floor = evals.max().clamp_min(0) * torch.finfo(evals.dtype).eps * evals.shape[0] ** 0.5
+        # Directions without variance (a dead unit; d > n) are null: exactly, the gradient
+        # there is zero and the penalty keeps the weight at its start, 0. Their computed
+        # variance is rounding (float64), and the float32 coordinates ``z`` cannot
+        # resolve a variance below eps32^2 * trace; there the preconditioner (1 / penalty)
+        # would turn noise into weights as large as ``tol * n / wd``. Such directions get
+        # zero coordinates and zero weight, as in scikit-learn's minimiser.
+        top = evals.max().clamp_min(0)
+        floor = torch.maximum(torch.finfo(torch.float32).eps ** 2 * evals.clamp_min(0).sum(),
+                              d * torch.finfo(torch.float64).eps * top)
         kept = evals > floor
-        self.evals = torch.where(kept, evals, torch.zeros_like(evals))
-        self.evecs = evecs * kept.to(evecs.dtype)
+        self.mean = mean.to(x.dtype)
+        self.evals = torch.where(kept, evals, torch.zeros_like(evals)).to(x.dtype)
+        self.evecs = (evecs * kept.to(evecs.dtype)).to(x.dtype)
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) @ self.evecs
