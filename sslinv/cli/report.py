@@ -63,7 +63,7 @@ def report(
 ) -> None:
     """Tables, rank correlations and figures from the finished result files.
 
-    Reads only result files (never recomputes). One table per command and protocol setting: results computed with different settings (pool, resize, k, number of images...) are shown in separate tables, never mixed in one cell; so are results at different precisions (fp32, tf32, bf16, fp16), and a report holding several warns. Correlations are Spearman's rho across models between each invariance and each downstream score, and between synthetic and real-world invariances, as in the paper (at least three models; p exact up to nine models). A result file that cannot be used is skipped with a warning naming it and why.
+    Reads only result files (never recomputes). One table per command and protocol setting: results computed with different settings (pool, resize, k, number of images...) are shown in separate tables, never mixed in one cell; so are results at different precisions (fp32, tf32, bf16, fp16), and a report holding several warns. Correlations are Spearman's rho across models between each invariance and each downstream score, and between synthetic and real-world invariances, as in the paper (at least three models; p from the permutation test: exact up to nine models, sampled above). A result file that cannot be used is skipped with a warning naming it and why.
 
     Example: sslinv report --html report.html --format markdown -o results.md
     """
@@ -189,7 +189,7 @@ def _print_correlations(corrs) -> None:
 
 
 _P_NOTE = ("[dim]n: models with both numbers. p: two-sided; (exact) enumerates every ordering of the models, "
-           "(t) is the t approximation used above nine models. With n models p cannot go below 2/n! "
+           "(sampled) draws 20,000 random orderings, above nine models. With n models p cannot go below 2/n! "
            "(n = 3: 0.33, 4: 0.083, 5: 0.017).[/]")
 
 

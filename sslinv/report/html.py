@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 
 from sslinv.report.collect import HIGHER_IS_BETTER, Row, Skipped
-from sslinv.report.correlate import EXACT_MAX_N, MIN_MODELS, Correlation, min_p_value
+from sslinv.report.correlate import EXACT_MAX_N, MIN_MODELS, SAMPLED_PERMUTATIONS, Correlation, min_p_value
 from sslinv.report.figures import Figure, model_colours, pair_group
 from sslinv.report.precision import compute_labels, mixed_warning
 from sslinv.report.tables import Table, fmt
@@ -182,7 +182,7 @@ def correlation_table(cs: list[Correlation]) -> str:
     for c in cs:
         rho = "n/a" if c.rho is None else f"{c.rho:+.3f}"
         p = escape(c.note) if c.p_value is None else f"{c.p_value:.3g}"
-        method = {"exact": "all pairings", "t": "t approximation"}.get(c.p_method, "")
+        method = {"exact": "all pairings", "sampled": f"{SAMPLED_PERMUTATIONS:,} random pairings"}.get(c.p_method, "")
         out.append(f"<tr><td>{escape(c.x_task)}</td><td>{escape(c.y_task)}</td><td>{rho}</td><td>{c.n_models}</td>"
                    f"<td>{p}</td><td>{method}</td></tr>")
     out.append("</table></details>")
@@ -193,8 +193,8 @@ def _statistics_note(corrs: list[Correlation]) -> str:
     ns = sorted({c.n_models for c in corrs if c.rho is not None})
     text = (f"Spearman's rho is computed across models (at least {MIN_MODELS}); n is the number of models with "
             f"both numbers. p is two-sided and exact up to {EXACT_MAX_N} models (the share of all orderings of the "
-            "models that correlate at least as strongly), from the t approximation above. With n models no test can "
-            "give p below 2/n!")
+            f"models that correlate at least as strongly), from {SAMPLED_PERMUTATIONS:,} random orderings above. "
+            "With n models no test can give p below 2/n!")
     if ns:
         text += ": " + ", ".join(f"n = {n}: {min_p_value(n):.3g}" for n in ns)
     text += (". With few models a large rho is weak evidence, and the pairs on this page are many: some strong "
