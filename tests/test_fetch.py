@@ -287,6 +287,11 @@ def test_from_folder_or_file_for_a_manual_dataset(tmp_path: Path, monkeypatch) -
     out = fetch_one(config(tmp_path, "DaLI", sources=(archive,)), reporter)
     raise_for(out)
     assert out.files[0]["check"] == "sha256 recorded now" and archive.exists()  # the user's file is kept
+    # the folder holding the download (its name is not known to sslinv) works too
+    out = fetch_one(config(tmp_path, "DaLI", sources=(archive.parent,), force=True), reporter)
+    raise_for(out)
+    assert out.files[0]["source"] == str(archive)
+    assert LAYOUT_CHECKS["DaLI"](tmp_path / "data/DaLI")["images"] == 64
     # an unpacked folder works too (hard links or copies)
     import zipfile
 

@@ -282,10 +282,28 @@ def _candidates(ctx: _Context, record: DatasetRecord, index: int, res: Resource)
             out.append(src)
         elif src.is_dir() and (src / name).is_file():
             out.append(src / name)
+        elif src.is_dir() and single and res.filename is None and res.extract:
+            lone = _lone_archive(src)  # a folder holding the download, whatever its name
+            if lone is not None:
+                out.append(lone)
     out.append(downloads_dir(ctx.cfg.data_root, record) / name)
     if record.managed:  # e.g. imagenet/ILSVRC2012_img_val.tar, where torchvision wants it
         out.append(Path(ctx.cfg.data_root) / record.dirname / name)
     return [p for p in out if p.is_file()]
+
+
+def _lone_archive(folder: Path) -> Path | None:
+    """The one file directly in ``folder`` when it holds nothing else (hidden files
+    aside) and is an archive: the download of a dataset whose archive name is not known,
+    in the folder given with --from. A single file that is no archive sslinv can unpack
+    is an error naming it (``extract.sniff``); a dataset unpacked holds many files."""
+    from sslinv.fetch.extract import sniff
+
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) != 1 or not entries[0].is_file():
+        return None
+    sniff(entries[0])
+    return entries[0]
 
 
 def _check_local(ctx: _Context, record: DatasetRecord, index: int, res: Resource, path: Path) -> _File:
