@@ -104,6 +104,23 @@ def key_hash(key: dict[str, Any], length: int = 16) -> str:
     return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:length]
 
 
+def sha256_arrays(*arrays: Any) -> str:
+    """A short sha256 of arrays' dtypes, shapes and bytes (None entries count as such):
+    the content part of a result key, e.g. a split's labels, whose file fingerprints say
+    nothing about what a loader read from them."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(np.asarray(a))
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -162,6 +162,22 @@ def test_seeded_subsets_and_folds_rerun_identically(cache_dir, c3d_root, tmp_pat
     assert (again["alpha"], again["gamma"]) == (first["alpha"], first["gamma"])
 
 
+def test_changed_latents_are_a_new_result_from_the_same_features(cache_dir, tmp_path, monkeypatch):
+    """The latents are read from their own files, which the image fingerprint does not
+    cover: a changed latents file recomputes the result (not the features)."""
+    root = write_causal3dident(tmp_path / "data")
+    args = ("--model", "random-tiny", "--target", "pos_x", "--max-train", "60", "--max-test", "30",
+            "--data-root", str(root), *FAST)
+    first = run_json(*args)["results"][0]
+    for f in (root / c3d.DIRNAME).glob("*set/latents_*.npy"):
+        lat = np.load(f)
+        lat[:, 0] = np.random.default_rng(1).uniform(-1, 1, len(lat))  # pos_x no longer what the images show
+        np.save(f, lat)
+    again = run_json(*args)
+    assert again["results"][0]["cached"] is False and again["features"]["train_cached"] is True
+    assert again["results"][0]["r2"] != first["r2"]
+
+
 def test_fusion_reuses_member_features(cache_dir, c3d_root, monkeypatch):
     """Features are cached per member and fused after: a fusion of a cached model costs
     no forward pass, and mean-fusing a model with itself gives the model's numbers."""

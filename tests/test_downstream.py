@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from test_downstream_data import write_300w, write_cifar10
+from test_downstream_data import write_300w, write_cifar10, write_flowers
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
@@ -111,6 +111,22 @@ def test_rerun_reuses_result_and_force_reuses_features(cache_dir, data_root, mon
     # Another probe seed is a new result from the same features.
     other = run_json(*args, "--seed", "1")["results"][0]
     assert other["cached"] is False
+
+
+def test_changed_labels_are_a_new_result_from_the_same_features(cache_dir, tmp_path):
+    """Flowers' labels live in imagelabels.mat, which the images' fingerprint does not
+    cover: a changed label file recomputes the result (the features are reused)."""
+    from scipy.io import loadmat, savemat
+
+    root = write_flowers(tmp_path / "data", n=60)
+    args = ("--model", "random-tiny", "-d", "flowers", "--probe", "knn", "--data-root", str(tmp_path / "data"), *FAST)
+    first = run_json(*args)["results"][0]
+    labels = loadmat(root / "imagelabels.mat")["labels"]
+    savemat(root / "imagelabels.mat", {"labels": np.ones_like(labels)})  # one class everywhere
+    again = run_json(*args)["results"][0]
+    assert again["cached"] is False and again["score"] == 1.0 != first["score"]
+    member = json.loads(open(again["result_file"]).read())["features"]["members"][0]
+    assert member["trainval"]["cached"] is True
 
 
 def test_fusion_reuses_member_features(cache_dir, data_root, moco_ckpt, monkeypatch):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sslinv.cache import stat_fingerprint  # noqa: F401  (the loaders' fingerprint)
+from sslinv.cache import sha256_arrays, stat_fingerprint  # noqa: F401  (stat_fingerprint: the loaders' fingerprint)
 from sslinv.errors import UsageError
 from sslinv.registry import Registry
 
@@ -76,13 +76,16 @@ class Split:
 
     def identity(self) -> dict[str, Any]:
         """What the features of this split depend on (feature-cache key part)."""
-        return {
+        ident = {
             "name": self.dataset,
             "split": self.split,
             "num_images": len(self),
             "source": self.source,
             "fingerprint": self.fingerprint,
         }
+        if self.boxes is not None:  # the views are cut by boxes read from annotation files
+            ident["boxes_sha256"] = sha256_arrays(self.boxes)
+        return ident
 
 
 def landmarks_in_view(points: np.ndarray, sizes: np.ndarray, resize: int, crop: int) -> np.ndarray:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from sslinv import cache
 from sslinv.data import causal3dident as c3d
 from sslinv.errors import UsageError
 from sslinv.evaluate.common import Result, Runtime, Task, record, reuse_or_compute, start
@@ -206,6 +207,9 @@ def run(cfg: Causal3DIdentConfig, reporter: Reporter | None = None) -> list[Targ
         "train": id_tr,
         "test": id_te,
         "latents_file": train.latents_file,
+        # The targets as loaded: a changed latents file changes the result, not the features.
+        "targets": {"train": cache.sha256_arrays(train.latents[rows_tr], train.labels[rows_tr]),
+                    "test": cache.sha256_arrays(test.latents[rows_te], test.labels[rows_te])},
         "pipeline": pipeline,
         "folds": cfg.folds,
         "seed": cfg.seed,

@@ -36,6 +36,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from sslinv import cache
 from sslinv.data.downstream import (
     DATASETS,
     DownstreamDataset,
@@ -230,6 +231,9 @@ def run(cfg: DownstreamConfig, reporter: Reporter | None = None) -> list[Dataset
             "dataset": ds.name,
             "trainval": splits["trainval"].identity(),
             "test": splits["test"].identity(),
+            # The targets as loaded (labels, landmarks and what maps them into the view):
+            # a changed annotation file changes the result, not the features.
+            "targets": {s: cache.sha256_arrays(sp.targets, sp.sizes, sp.boxes) for s, sp in splits.items()},
             "pipeline": pipeline,
             "probe": probe,
         }
