@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -221,9 +222,27 @@ def build_dir(final: Path, build: Callable[[Path], None]) -> Path:
     return final
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (an infinite condition number, say) as None:
+    JSON has no Infinity or NaN, and strict parsers (JavaScript's, Go's, Python's with
+    ``parse_constant``) reject them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """Valid JSON of ``obj`` (non-finite floats as null, other objects as ``str``)."""
+    return json.dumps(json_safe(obj), allow_nan=False, default=str, **kwargs)
+
+
 def write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.write_text(dumps(obj, indent=2) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -306,6 +306,21 @@ def test_unreadable_image_in_a_worker_is_one_line(cache_dir, image_folder, worke
     _nothing_cached(cache_dir)
 
 
+def test_decompression_bomb_is_a_bad_image(tmp_path, monkeypatch):
+    """An image over Pillow's pixel limit is a bad image (exit 3, --skip-bad skips it),
+    not a traceback."""
+    from PIL import Image
+
+    from sslinv.data.folder import load_rgb
+    from sslinv.errors import BadImageError
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 x 64 > 2 x 1000: a "bomb"
+    with pytest.raises(BadImageError, match="big.png"):
+        load_rgb(path)
+
+
 def test_from_worker_keeps_other_errors_as_they_are():
     from sslinv.errors import BadImageError, DataNotFoundError, from_worker
 
@@ -327,6 +342,9 @@ def _spoil(record: dict, how: str):
     if how == "non-numeric":
         record["metrics"]["distance"] = "n/a"
         return record
+    if how == "nan":
+        record["metrics"]["distance"] = float("nan")  # json.dumps writes NaN, json.loads reads it
+        return record
     if how == "no-metrics":
         del record["metrics"]
         return record
@@ -336,7 +354,7 @@ def _spoil(record: dict, how: str):
     return {"array": [], "null": None, "string": "done"}[how]
 
 
-@pytest.mark.parametrize("how", ["array", "null", "string", "non-numeric", "no-metrics", "metrics-list"])
+@pytest.mark.parametrize("how", ["array", "null", "string", "non-numeric", "nan", "no-metrics", "metrics-list"])
 def test_result_file_that_does_not_validate_is_recomputed(cache_dir, image_folder, how):
     args = synth_args(image_folder)
     first = synthetic_json(*args)
@@ -351,6 +369,19 @@ def test_result_file_that_does_not_validate_is_recomputed(cache_dir, image_folde
     assert out["cached"] is False and out["distance"] == first["results"][0]["distance"]
     assert json.loads(path.read_text())["metrics"]["distance"] == first["results"][0]["distance"]  # rewritten
     assert synthetic_json(*args)["results"][0]["cached"] is True
+
+
+def test_json_output_and_result_files_are_strict_json(cache_dir, image_folder):
+    """A singular covariance (fewer images than feature dimensions) has an infinite
+    condition number: --json and the result file say null, never Infinity (not JSON)."""
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+    res = invoke("synthetic", *synth_args(image_folder), "--json")
+    assert res.exit_code == 0, res.stderr
+    out = strict(res.stdout)
+    rec = strict(Path(out["results"][0]["result_file"]).read_text())
+    assert rec["statistics"]["regularisation"]["condition_number"] is None
 
 
 # -------------------------------------------------- 9: cache that cannot be written
@@ -410,6 +441,21 @@ def test_byte_truncated_latents_exit_3(cache_dir, tmp_path):
     line = one_line_error(res, 3)
     assert str(lat) in line and "truncated" in line
     assert not entries(cache_dir, "results") and not entries(cache_dir, "features")
+
+
+def test_nan_latents_exit_3_naming_the_file_and_row(cache_dir, tmp_path):
+    from test_causal3dident import write_causal3dident
+
+    root = write_causal3dident(tmp_path / "c3d", per_class=(6, 3), classes=7)
+    lat = root / "Causal3DIdent" / "testset" / "latents_2.npy"
+    values = np.load(lat)
+    values[1, 4] = np.nan
+    np.save(lat, values)
+    res = invoke("causal3dident", "--model", "random-tiny", "--target", "0", "--data-root", str(root),
+                 "--workers", "0", "--device", "cpu")
+    line = one_line_error(res, 3)
+    assert str(lat) in line and "NaN or Inf" in line and "row 1" in line
+    assert not entries(cache_dir, "results")
 
 
 # ---------------------------------------------------------- 13, 14, 18b: checkpoints

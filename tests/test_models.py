@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sslinv.errors import CheckpointError, UnknownNameError, UsageError
+from sslinv.errors import CheckpointError, FetchError, UnknownNameError, UsageError
 from sslinv.models import (
     ARCHS,
     LAYERS,
@@ -517,7 +517,7 @@ def test_supervised_download_failure_and_success(cache: Path, monkeypatch: pytes
         raise dl.FetchError("network unreachable")
 
     monkeypatch.setattr(dl, "download", fail)
-    with pytest.raises(CheckpointError, match=r"Downloading the 'supervised' weights from "
+    with pytest.raises(FetchError, match=r"Downloading the 'supervised' weights from "
                                               r"https://download\.pytorch\.org/.*network unreachable.*"
                                               r"place it at .*resnet50-0676ba61\.pth"):
         load_model("supervised", cache)

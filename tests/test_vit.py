@@ -195,6 +195,17 @@ def test_arch_override_names_a_timm_model(tmp_path):
 # ----------------------------------------------------------------------------- taps
 
 
+def test_input_side_not_a_multiple_of_the_patch_is_a_usage_error(tmp_path):
+    from sslinv.errors import UsageError
+
+    net = tiny_vit(8)
+    patch = net.patch_embed.patch_size[0]
+    model, _ = load_model(str(save(net.state_dict(), tmp_path / "v.pth")), tmp_path)
+    side = 4 * patch + 2
+    with pytest.raises(UsageError, match=f"multiple of {patch}.*--crop-size {4 * patch} or {5 * patch}"):
+        model(torch.zeros(1, 3, side, side))
+
+
 def test_taps_blocks_and_patch_mean(tmp_path):
     net = tiny_vit(8)
     path = save(net.state_dict(), tmp_path / "v.pth")

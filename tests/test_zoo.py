@@ -21,7 +21,7 @@ from test_fetch_fakes import Server, server, sha256  # noqa: F401
 from typer.testing import CliRunner
 
 from sslinv.cli.main import app
-from sslinv.errors import CheckpointError, ChecksumError
+from sslinv.errors import CheckpointError, ChecksumError, FetchError
 from sslinv.fetch.download import normalise_expected
 from sslinv.models.checkpoints import save_moco_checkpoint
 from sslinv.models.fusion import load_model
@@ -174,7 +174,7 @@ def test_published_prefix_mismatch_is_refused(server: Server, tmp_path: Path, mo
 
 def test_download_failure_names_the_url_and_the_fix(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SSLINV_MIRROR", "http://127.0.0.1:9")
-    with pytest.raises(CheckpointError, match=r"Downloading the 'dino-resnet50' weights from http://127\.0\.0\.1:9/"
+    with pytest.raises(FetchError, match=r"Downloading the 'dino-resnet50' weights from http://127\.0\.0\.1:9/"
                                               r"dino/.*place it at .*dino_resnet50_pretrain\.pth"):
         fetch_weights("dino-resnet50", tmp_path, retries=0, backoff=0)
 

@@ -49,7 +49,7 @@ def causal3dident(
     max_test: Annotated[
         str, typer.Option("--max-test", help="Test images used (seeded subset), or 'all'.", rich_help_panel=o.DATA)
     ] = "40960",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the subsets and the CV folds.", rich_help_panel=o.DATA)] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the subsets and the CV folds.", rich_help_panel=o.DATA)] = 0,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.", rich_help_panel=o.RUN)] = 5,
     solver: Annotated[
         str, typer.Option("--solver", help="Kernel ridge solver: auto, cholesky (+ conjugate gradients when "

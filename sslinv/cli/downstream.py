@@ -48,7 +48,7 @@ def downstream(
     ] = Probe.linear,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds on trainval.",
                                        rich_help_panel=PROBE)] = 5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the cross-validation folds.", rich_help_panel=PROBE)] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the cross-validation folds.", rich_help_panel=PROBE)] = 0,
     wd_shift: Annotated[
         Optional[int],
         typer.Option("--wd-shift", help="Shift c of the weight-decay grid 10^(-6+2c) .. 10^(5+2c) "

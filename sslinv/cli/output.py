@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -46,7 +45,9 @@ def warn(message: str) -> None:
 
 def print_json(payload: Any) -> None:
     if is_main_rank():
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        from sslinv.cache import dumps
+
+        sys.stdout.write(dumps(payload, indent=2) + "\n")
         sys.stdout.flush()
 
 

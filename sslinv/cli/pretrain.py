@@ -91,7 +91,7 @@ def pretrain(
                                     "32 images, at least 2, emulating shuffled BN].", show_default=False,
                                     rich_help_panel=TRAIN)
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of initial weights, image order and augmentations.",
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of initial weights, image order and augmentations.",
                                       rich_help_panel=TRAIN)] = 0,
     image_size: Annotated[
         int, typer.Option("--image-size", min=8, help="Side of the training crops (224 as the paper; 64 for a quick "

@@ -49,7 +49,7 @@ def synthetic(
     num_images: Annotated[
         str, typer.Option("--num-images", help="Distinct pool images to transform, or 'all'.", rich_help_panel=o.DATA)
     ] = "1000",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the image sample.", rich_help_panel=o.DATA)] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the image sample.", rich_help_panel=o.DATA)] = 0,
     resize: Annotated[int, typer.Option("--resize", min=1, help="Shorter side after resizing.", rich_help_panel=o.DATA)] = 256,
     crop_size: Annotated[int, typer.Option("--crop-size", min=1, help="Centre crop size.", rich_help_panel=o.DATA)] = 224,
     render: o.RenderOpt = o.Render.pil,

@@ -109,6 +109,14 @@ def load_split(root: Path, split: str) -> Causal3DIdentSplit:
                 detail=f"Causal3DIdent under {folder} is incomplete: {d.name}/ has {len(names)} "
                 f"images but {kind}_{i}.npy has shape {tuple(arr.shape)} (one row per image expected)",
             )
+        bad = ~np.isfinite(arr.astype(np.float64)).all(axis=1) if arr.dtype.kind in "fc" else None
+        if bad is not None and bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise not_found(
+                DIRNAME, root, _EXPECT,
+                detail=f"Causal3DIdent under {folder} is damaged: {latents_file} holds NaN or Inf in "
+                f"{int(bad.sum())} rows, the first row {row} ({names[row]})",
+            )
         files += [rel(folder, d / n) for n in names]
         labels.append(np.full(len(names), i, dtype=np.int64))
         latents.append(arr.astype(np.float64))

@@ -147,7 +147,7 @@ def load_rgb(path: Path):
     try:
         with Image.open(path) as im:
             return to_rgb8(im)
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL's decode errors
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's decode errors
         raise BadImageError(
             f"Cannot read image {path}: {exc}. Remove or replace it, or pass --skip-bad "
             "to skip unreadable images (they are counted in the result)."

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -125,6 +126,9 @@ class Result(ABC):
             value = getattr(result, f.name)
             if allowed is not None and not (isinstance(value, allowed) and not isinstance(value, bool)):
                 results.unusable(path, f"{f.name} is {value!r}, not a number")
+                return None
+            if isinstance(value, float) and not math.isfinite(value):  # never served as a result
+                results.unusable(path, f"{f.name} is {value!r}, not a finite number")
                 return None
         return result
 

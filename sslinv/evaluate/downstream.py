@@ -304,10 +304,11 @@ def _check_targets(ds: DownstreamDataset, splits: dict[str, Split], folds: int) 
             f"at least {folds} trainval images (--folds) and one test image."
         )
     if ds.task == "classification":
-        top = max(int(splits["trainval"].targets.max()), int(splits["test"].targets.max()))
-        if top >= ds.outputs or min(int(s.targets.min()) for s in splits.values()) < 0:
+        top = max(int(s.targets.max()) for s in splits.values())
+        low = min(int(s.targets.min()) for s in splits.values())
+        if top >= ds.outputs or low < 0:
             raise DataNotFoundError(
-                f"{ds.name}: class labels must lie in 0..{ds.outputs - 1}, found {top}. "
+                f"{ds.name}: class labels must lie in 0..{ds.outputs - 1}, found {low if low < 0 else top}. "
                 "Check the split files or the dataset folder."
             )
 

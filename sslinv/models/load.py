@@ -372,7 +372,7 @@ def fetch_weights(
         except FetchError as e:
             why = "; ".join(getattr(e, "failures", None) or [str(e)])
             first = mirror_url(sources[0], base) if base else sources[0]
-            raise CheckpointError(
+            raise FetchError(  # exit 6, as any failed download: a batch script may retry it
                 f"Downloading the {name!r} weights from {first} failed ({why}). Check the "
                 "network connection and retry (a partial download is resumed), point "
                 f"SSLINV_MIRROR at a copy, or download the file yourself and place it at {raw}."

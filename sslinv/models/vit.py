@@ -206,6 +206,17 @@ class ViTFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.vit
+        patch = v.patch_embed.patch_size
+        if not getattr(v.patch_embed, "dynamic_img_pad", False) and (x.shape[-2] % patch[0] or x.shape[-1] % patch[1]):
+            from sslinv.errors import UsageError
+
+            side, step = x.shape[-1], patch[1]
+            lower, upper = max(step, side - side % step), side - side % step + step
+            raise UsageError(
+                f"This ViT cuts {patch[0]} x {patch[1]} patches, so its input side must be a multiple of "
+                f"{step}; {x.shape[-2]} x {side} is not. Use --crop-size {lower} or {upper} (and a --resize "
+                "at least as large)."
+            )
         # timm's forward_features, stopped after the tapped block.
         x = v.norm_pre(v.patch_drop(v._pos_embed(v.patch_embed(self.normalize(x)))))
         x = v.norm(v.blocks[: self._blocks](x))
