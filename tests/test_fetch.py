@@ -279,6 +279,25 @@ def test_manual_dataset_explains_what_to_download(tmp_path: Path, monkeypatch) -
     assert str(tmp_path / "data" / "DaLI") in out.message
 
 
+def test_a_failed_install_records_no_sha256(tmp_path: Path) -> None:
+    """A truncated archive (no published checksum: trust on first use) fails to unpack;
+    its hash is not kept, so the good archive given next installs."""
+    good = FAKES["Flickr1024"]()["Flickr1024.zip"]
+    bad = tmp_path / "bad" / "Flickr1024.zip"
+    bad.parent.mkdir()
+    bad.write_bytes(good[: len(good) // 2])
+    out = fetch_one(config(tmp_path, "Flickr1024", sources=(bad,)))
+    assert out.status == "failed" and out.exit_code == 6
+    recorded = tmp_path / "cache" / "fetch" / "sha256.json"
+    assert not recorded.exists() or "dataset/Flickr1024" not in recorded.read_text()
+    ok = tmp_path / "ok" / "Flickr1024.zip"
+    ok.parent.mkdir()
+    ok.write_bytes(good)
+    out = fetch_one(config(tmp_path, "Flickr1024", sources=(ok,)))
+    raise_for(out)
+    assert out.status == "installed" and "dataset/Flickr1024" in recorded.read_text()
+
+
 def test_from_folder_or_file_for_a_manual_dataset(tmp_path: Path, monkeypatch) -> None:
     archive = tmp_path / "downloads" / "DaLI_dataset.zip"
     archive.parent.mkdir()

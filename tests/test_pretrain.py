@@ -407,6 +407,9 @@ def test_changed_recipe_refused_and_force_starts_over(cache_dir, image_folder):
     res = invoke(*args, "--lr", "0.06")
     assert res.exit_code == 2
     assert "--lr 0.03 there, 0.06 now" in res.stderr and "--force" in res.stderr and "--name NEW" in res.stderr
+    # The precision is part of the recipe too: resuming at another one is refused.
+    res = invoke(*[a if a != "1" else "2" for a in args], "--precision", "bf16")
+    assert res.exit_code == 2 and "--precision 'fp32' there, 'bf16' now" in res.stderr
     forced = run_json(*args, "--lr", "0.06", "--force")
     assert forced["resumed"] is False and forced["final"]["lr"] == pytest.approx(0.06 * 8 / 256)
     assert forced["final"]["loss"] != first["final"]["loss"]

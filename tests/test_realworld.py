@@ -314,6 +314,18 @@ def test_json_result_file_and_reuse(cache_dir, image_folder, coil_root):
     assert run_json(*args, "--force")["results"][0]["similarity"] == pytest.approx(r["similarity"], rel=1e-6)
 
 
+def test_no_group_with_two_views_is_an_error_and_caches_nothing(cache_dir, image_folder, coil_root):
+    """Every object keeps one view: nothing to measure, so no result (exit 3), not a
+    cached record of nulls that a report would skip."""
+    for f in (coil_root / "COIL100").glob("obj*__*.png"):
+        if not f.name.endswith("__0.png"):
+            f.unlink()
+    res = invoke("--model", "random-tiny", "--dataset", "coil100", "--data-root", str(coil_root),
+                 "--stats-data", str(image_folder), *FAST)
+    assert res.exit_code == 3 and "two or more readable views" in res.stderr, res.stderr
+    assert not list((cache_dir / "results").rglob("*.json"))
+
+
 def test_parity_with_the_reference_formulas(cache_dir, tmp_path, coil_root):
     """The reference's computation, written out: np.cov statistics over the pool (its
     256/224 pipeline, here 64/56), inv + Cholesky whitening, k x k cosine loop including

@@ -146,8 +146,13 @@ def test_output_paths_of_the_wrong_kind_are_one_line_errors(results_dir, tmp_pat
     one_line_error(invoke("--results", str(results_dir), "-f", "csv", "-o", str(tmp_path)), 2,
                    "--output takes a file", str(tmp_path))
     one_line_error(invoke("--results", str(results_dir), "--html", str(tmp_path)), 2, "--html takes a file")
-    one_line_error(invoke("--results", str(results_dir), "--html", str(a_file / "r.html")), 1, "Cannot write")
-    assert a_file.read_text() == "x"
+    one_line_error(invoke("--results", str(results_dir), "--html", str(a_file / "r.html")), 2,
+                   f"{a_file} is a file, not a folder")
+    one_line_error(invoke("--results", str(results_dir), "-f", "csv", "-o", str(a_file / "r.csv")), 2,
+                   f"{a_file} is a file, not a folder")
+    one_line_error(invoke("--results", str(results_dir), "-o", str(tmp_path / "t.txt")), 2,
+                   "--output writes csv, markdown, latex or json")
+    assert a_file.read_text() == "x" and not (tmp_path / "t.txt").exists()
 
 
 def test_page_without_correlations_or_curves(tmp_path):

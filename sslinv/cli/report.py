@@ -88,6 +88,9 @@ def report(
             raise UsageError(f"Unknown precision {bad[0]!r}.{did_you_mean(bad[0], list(PRECISION_ORDER))} "
                              f"Known: {', '.join(PRECISION_ORDER)}.")
     _check_outputs(output, html, plot)
+    if output is not None and format_ == Format.table:
+        raise UsageError("--output writes csv, markdown, latex or json: add --format csv (or another), "
+                         "or leave out --output to print the tables.")
     roots = results or [paths.results_dir(paths.cache_dir(cache_dir))]
     missing = [r for r in roots if not r.is_dir()]
     if missing:
@@ -160,6 +163,9 @@ def _check_outputs(output: Path | None, html: Path | None, plot: Path | None) ->
     for opt, path, example in (("--output", output, "results.csv"), ("--html", html, "report.html")):
         if path is not None and path.is_dir():
             raise UsageError(f"{opt} takes a file, but {path} is a folder. Give a file name, e.g. {path / example}.")
+        blocked = next((p for p in (path.parents if path is not None else ()) if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise UsageError(f"{opt} {path}: {blocked} is a file, not a folder. Give a path under a folder.")
     if plot is not None and plot.exists() and not plot.is_dir():
         raise UsageError(f"--plot takes a folder, but {plot} is a file. Give a folder (created if missing), e.g. figures/.")
 

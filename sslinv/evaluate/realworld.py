@@ -339,6 +339,12 @@ def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, 
         dists.append(d)
         refs.append(ref)
         groups.append({"group": g.name, "k": k, "similarity": s, "distance": d, "similarity_reference": ref})
+    if not sims:  # nothing measured: no result to cache
+        raise DataNotFoundError(
+            f"{ds.name}: no group of {len(ds.groups)} has two or more readable views, so there is no invariance "
+            f"to measure (excluded: {', '.join(excluded[:3])}{'...' if len(excluded) > 3 else ''}). Check the "
+            "dataset folder."
+        )
     return record(
         cfg, "realworld", key, session, model=key["model"], dataset=key["dataset"], task=ds.name,
         pipeline={"resize": cfg.resize, "crop": cfg.crop},

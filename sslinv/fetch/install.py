@@ -474,7 +474,15 @@ def fetch_dataset(ctx: _Context, record: DatasetRecord) -> Outcome:
             )
 
         # -- 2. files ------------------------------------------------------------------
-        files = [_obtain(ctx, effective, i, res) for i, res in enumerate(effective.resources)]
+        # A sha256 recorded on first use stands only if the install succeeds: a damaged or
+        # unsafe archive's hash must not make the good one fail its checksum later.
+        before = ctx.recorded.entries()
+        keys = {_file_key(effective, i, res) for i, res in enumerate(effective.resources)}
+        try:
+            files = [_obtain(ctx, effective, i, res) for i, res in enumerate(effective.resources)]
+        except BaseException:
+            _forget_new_hashes(ctx, before, keys)
+            raise
 
         # -- 3. layout into a staging folder, checked by the loader ---------------------
         staging = _staging(data_root, record.dirname)
@@ -506,6 +514,7 @@ def fetch_dataset(ctx: _Context, record: DatasetRecord) -> Outcome:
             _put_in_place(staging, final, bool(record.managed))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            _forget_new_hashes(ctx, before, keys)
             raise
 
         infos = [_file_info(f) for f in files]
@@ -520,6 +529,13 @@ def fetch_dataset(ctx: _Context, record: DatasetRecord) -> Outcome:
         if not cfg.keep_downloads:
             _clean_downloads(downloads_dir(data_root, record), files)
         return Outcome("dataset", record.name, "installed", str(final), counts, infos)
+
+
+def _forget_new_hashes(ctx: _Context, before: dict[str, Any], keys: set[str]) -> None:
+    changed = {k for k in keys if ctx.recorded.entries().get(k) != before.get(k)}
+    if changed:
+        ctx.recorded.restore(before, changed)
+        ctx.reporter.info("The sha256 recorded for it was forgotten: the install did not finish.")
 
 
 def _clean_downloads(folder: Path, files: list[_File]) -> None:

@@ -65,6 +65,21 @@ class RecordedHashes:
             data[key] = {"sha256": sha256, "size": size, "source": source, "recorded": now()}
             write_json(self.path, data)
 
+    def entries(self) -> dict[str, Any]:
+        return self._load()
+
+    def restore(self, before: dict[str, Any], keys: set[str]) -> None:
+        """Put ``keys`` back as they were in ``before`` (absent if they were): the hashes
+        recorded by an install that then failed are not trusted later."""
+        with lock(self.path):
+            data = self._load()
+            for key in keys:
+                if key in before:
+                    data[key] = before[key]
+                else:
+                    data.pop(key, None)
+            write_json(self.path, data)
+
 
 def expected_checksums(
     recorded: RecordedHashes,

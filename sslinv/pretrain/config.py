@@ -29,9 +29,10 @@ BASE_BATCH = 256  # the batch size the learning rate is quoted for
 RECIPE_FIELDS = (
     "preset", "augment", "arch", "data", "batch_size", "lr", "momentum", "weight_decay",
     "moco_dim", "moco_k", "moco_m", "moco_t", "cos", "bn_splits", "seed", "image_size", "skip_bad", "augment_on",
+    "precision",
 )
 #: What a checkpoint written before a recipe field existed meant by it.
-RECIPE_DEFAULTS = {"augment_on": "workers"}
+RECIPE_DEFAULTS = {"augment_on": "workers", "precision": "fp32"}
 
 #: Where the two views of each image are made (``--augment-on``): ``workers`` = PIL in
 #: the DataLoader workers (``augment``, the reference's pipeline); ``device`` = the
