@@ -279,6 +279,11 @@ def test_manual_dataset_explains_what_to_download(tmp_path: Path, monkeypatch) -
     assert str(tmp_path / "data" / "DaLI") in out.message
 
 
+def test_sha256_for_a_file_the_dataset_does_not_have_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"no file of COIL100 is called 'foo\.zip'; its files are coil-100\.zip"):
+        fetch_one(config(tmp_path, "COIL100", sha256=("foo.zip=" + "0" * 64,)))
+
+
 def test_a_failed_install_records_no_sha256(tmp_path: Path) -> None:
     """A truncated archive (no published checksum: trust on first use) fails to unpack;
     its hash is not kept, so the good archive given next installs."""

@@ -363,6 +363,7 @@ def test_parity_with_the_reference_formulas(cache_dir, tmp_path, coil_root):
 
 def test_all_runs_every_present_dataset(cache_dir, image_folder, coil_root):
     fake_flickr1024(coil_root, Painter(varied=True), n=2)
+    (coil_root / "ALOT").mkdir()  # there, but empty: skipped, and the reason said
     res = invoke("--model", "random-tiny", "--dataset", "all", "--data-root", str(coil_root),
                  "--stats-data", str(image_folder), *FAST, "--json")
     assert res.exit_code == 0, res.stderr
@@ -370,6 +371,7 @@ def test_all_runs_every_present_dataset(cache_dir, image_folder, coil_root):
     assert [r["dataset"] for r in out["results"]] == ["COIL100", "Flickr1024"]
     assert [r["num_groups"] for r in out["results"]] == [3, 3]
     assert "Not present, skipped: ALOI-viewpoint" in res.stderr
+    assert "ALOT-viewpoint is skipped:" in " ".join(res.stderr.split())
 
 
 def test_imagenet_style_stats_root_uses_its_val_split(cache_dir, tmp_path, coil_root):

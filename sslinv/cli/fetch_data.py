@@ -150,7 +150,7 @@ def fetch_data(
         from sslinv.cli.output import error
 
         for x in failed:
-            error(f"{x.name}: {x.message}")
+            error(x.message if x.message.startswith(f"{x.name}:") else f"{x.name}: {x.message}")
         raise typer.Exit(failed[0].exit_code or 1)
 
 

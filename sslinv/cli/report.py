@@ -113,6 +113,10 @@ def report(
         raise UsageError("--all-runs lists every run: use --format csv or json.")
     if rep.precision_warning:
         warn(rep.precision_warning)
+    if not tables and format_ != Format.json:
+        warn(f"None of the {len(rows)} matching results has the metric {metric.value!r}"
+             + (" (it is a realworld metric)" if metric.value == "similarity_reference" else "")
+             + "; try another --metric.")
 
     if plot is not None:
         from sslinv.report.figures import write_figures

@@ -164,6 +164,7 @@ def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[Groupe
     names, wants_all = expand_datasets(cfg.datasets)
     explicit = {get_dataset(n).name for n in cfg.datasets if n.lower() != "all"}
     loaded, missing = [], []
+    unreadable: set[Path] = set()
     for name in names:
         entry = get_dataset(name)
         try:
@@ -172,9 +173,13 @@ def load_datasets(cfg: RealWorldConfig, reporter: Reporter) -> tuple[list[Groupe
                 continue
             # A dataset asked for by name may also be the data root itself.
             loaded.append(entry.load(rt.data_root, accept_root_itself=name in explicit))
-        except DataNotFoundError:
+        except DataNotFoundError as exc:
             if name in explicit or not wants_all:
                 raise
+            folder = get_dataset(name).root(rt.data_root)
+            if folder.exists() and folder not in unreadable:  # there, but not readable: say why, once
+                unreadable.add(folder)
+                reporter.warn(f"--dataset all: {name} is skipped: {exc}")
             missing.append(name)
     if not loaded:
         folders = sorted({str(get_dataset(n).root(rt.data_root)) for n in missing})

@@ -603,6 +603,14 @@ def run(cfg: FetchConfig, reporter: Reporter | None = None, fetch_model: FetchMo
         raise UsageError(f"{records[0].name} has several files ({names}); write --sha256 FILE=HEX.")
     if cfg.sources and len(records) + len(cfg.models) > 1:
         raise UsageError("--from applies to one dataset: fetch the datasets one at a time with --from.")
+    if ctx.named_sha and records and not cfg.models:  # a misspelt FILE would be ignored silently
+        known = {_download_name(r, i, res) for rec in records
+                 for r in (rec, ctx.manifest.apply(with_mirror(rec, cfg.mirror)))
+                 for i, res in enumerate(r.resources)}
+        unknown = sorted(set(ctx.named_sha) - known)
+        if unknown:
+            raise UsageError(f"--sha256 {unknown[0]}=...: no file of {', '.join(r.name for r in records)} is called "
+                             f"{unknown[0]!r}; its files are {', '.join(sorted(known))}.")
 
     outcomes: list[Outcome] = []
     for record in records:
