@@ -113,7 +113,7 @@ def report(
         raise UsageError("--all-runs lists every run: use --format csv or json.")
     if rep.precision_warning:
         warn(rep.precision_warning)
-    if not tables and format_ != Format.json:
+    if not tables and not all_runs and format_ != Format.json:
         warn(f"None of the {len(rows)} matching results has the metric {metric.value!r}"
              + (" (it is a realworld metric)" if metric.value == "similarity_reference" else "")
              + "; try another --metric.")
