@@ -309,7 +309,7 @@ def nccl_rows(size: Size, device: torch.device, cache: Path) -> list[Row]:
         cmd = [sys.executable, "-m", "sslinv", "synthetic", "--model", size.model, "--transform", "rotation",
                "--data", make_pool(size, cache), "--k", str(size.k), "--num-images", str(size.num_images), "--resize", str(size.resize),
                "--crop-size", str(size.crop), "--cache-dir", str(cache), "--device", device.type, "--force", "--json",
-               "--nproc-per-node", str(nproc), "--workers", str(workers)]
+               "--nproc-per-node", str(nproc), "--workers", str(workers // nproc)]  # /dev/shm is the node's
         t = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         outs.append((time.perf_counter() - t, _metrics(json.loads(out.stdout))))

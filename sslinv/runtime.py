@@ -131,8 +131,13 @@ def tf32_scope(precision: str) -> Iterator[None]:
 
 def compute_mode(device: torch.device, precision: str) -> dict[str, str]:
     """What cached statistics, features and results depend on besides their inputs: the
-    device kind and the precision, so CPU and GPU numbers never share a cache key."""
-    return {"device": torch.device(device).type, "precision": precision}
+    device kind and the precision, so CPU and GPU numbers never share a cache key. With
+    tf32, where TF32 applies (``tf32_scope``: the model's forward pass only, since this
+    key part exists; before, the whole process)."""
+    mode = {"device": torch.device(device).type, "precision": precision}
+    if precision == "tf32":
+        mode["tf32"] = "forward-only"
+    return mode
 
 
 def default_batch_size(device: torch.device) -> int:

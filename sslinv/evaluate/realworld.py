@@ -248,6 +248,12 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
             t0 = time.perf_counter()
             _warn_group_sizes(ds, reporter)
             per_group, skipped = _dataset_metrics(extractor, ds, whitening, cfg, session, reporter)
+            if not any(s is not None and d is not None and math.isfinite(s) and math.isfinite(d)
+                       for _, s, d in per_group):  # every rank has per_group: all stop alike
+                raise DataNotFoundError(
+                    f"{ds.name}: no group of {len(ds.groups)} has two or more readable views, so there is no "
+                    "invariance to measure and nothing is cached. Check the dataset folder."
+                )
             seconds = time.perf_counter() - t0
             if world.is_main:
                 yield task, _make_record(cfg, task.key, ds, per_group, skipped, stats_record, session, seconds)
@@ -344,12 +350,6 @@ def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, 
         dists.append(d)
         refs.append(ref)
         groups.append({"group": g.name, "k": k, "similarity": s, "distance": d, "similarity_reference": ref})
-    if not sims:  # nothing measured: no result to cache
-        raise DataNotFoundError(
-            f"{ds.name}: no group of {len(ds.groups)} has two or more readable views, so there is no invariance "
-            f"to measure (excluded: {', '.join(excluded[:3])}{'...' if len(excluded) > 3 else ''}). Check the "
-            "dataset folder."
-        )
     return record(
         cfg, "realworld", key, session, model=key["model"], dataset=key["dataset"], task=ds.name,
         pipeline={"resize": cfg.resize, "crop": cfg.crop},

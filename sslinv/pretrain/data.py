@@ -269,7 +269,7 @@ def decoded_image_bytes(pool: ImagePool, sample: int = 64) -> int:
         try:
             with Image.open(pool.path(i)) as im:
                 w, h = im.size
-        except (OSError, ValueError, SyntaxError):  # unreadable: the loader reports it
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # unreadable: the loader reports it
             continue
         sizes.append(3 * w * h)
     return int(sum(sizes) / len(sizes)) if sizes else 0

@@ -181,9 +181,9 @@ class Training:
     def check_finite(self, loss: float, epoch: int, step: int) -> None:
         if not math.isfinite(loss):
             raise SslinvError(
-                f"Training diverged: the loss is {loss} at epoch {epoch + 1}, step {step}. Lower --lr, or use "
-                f"--precision bf16/fp32 instead of fp16; the last good checkpoint is {self.ckpt_path} (rerun to "
-                "resume)."
+                f"Training diverged: the loss is {loss} at epoch {epoch + 1}, step {step}. Start a new run with "
+                "a lower --lr, or --precision bf16/fp32 instead of fp16 (add --force, or --name NEW); the last "
+                f"good checkpoint is {self.ckpt_path} (a plain rerun resumes from it with the same settings)."
             )
 
 
