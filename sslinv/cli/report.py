@@ -187,6 +187,8 @@ def _writing(path: Path, write):
 def _print_correlations(corrs) -> None:
     from rich.table import Table
 
+    from sslinv.report.correlate import EXACT_MAX_N, SAMPLED_PERMUTATIONS
+
     if not corrs:
         return
     t = Table(title="Spearman rank correlation across models", title_justify="left")
@@ -195,12 +197,9 @@ def _print_correlations(corrs) -> None:
     for c in corrs:
         t.add_row(c.x, c.y, _rho(c), str(c.n_models), _p(c))
     stdout.print(t)
-    stdout.print(_P_NOTE, highlight=False)
-
-
-_P_NOTE = ("[dim]n: models with both numbers. p: two-sided; (exact) enumerates every ordering of the models, "
-           "(sampled) draws 20,000 random orderings, above nine models. With n models p cannot go below 2/n! "
-           "(n = 3: 0.33, 4: 0.083, 5: 0.017).[/]")
+    stdout.print(f"[dim]n: models with both numbers. p: two-sided; (exact) enumerates every ordering of the "
+                 f"models, (sampled) draws {SAMPLED_PERMUTATIONS:,} random orderings, above {EXACT_MAX_N} models. "
+                 "With n models p cannot go below 2/n! (n = 3: 0.33, 4: 0.083, 5: 0.017).[/]", highlight=False)
 
 
 def _rho(c) -> str:

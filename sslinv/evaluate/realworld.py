@@ -248,8 +248,7 @@ def run(cfg: RealWorldConfig, reporter: Reporter | None = None) -> list[DatasetR
             t0 = time.perf_counter()
             _warn_group_sizes(ds, reporter)
             per_group, skipped = _dataset_metrics(extractor, ds, whitening, cfg, session, reporter)
-            if not any(s is not None and d is not None and math.isfinite(s) and math.isfinite(d)
-                       for _, s, d in per_group):  # every rank has per_group: all stop alike
+            if not any(_measured(s, d) for _, s, d in per_group):  # every rank has per_group: all stop alike
                 raise DataNotFoundError(
                     f"{ds.name}: no group of {len(ds.groups)} has two or more readable views, so there is no "
                     "invariance to measure and nothing is cached. Check the dataset folder."
@@ -338,10 +337,15 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _measured(s: float | None, d: float | None) -> bool:
+    """A group's similarity and distance were both computed and finite."""
+    return s is not None and d is not None and math.isfinite(s) and math.isfinite(d)
+
+
 def _make_record(cfg, key, ds: GroupedImages, per_group, skipped, stats_record, session, seconds):
     groups, sims, dists, refs, excluded = [], [], [], [], []
     for g, (k, s, d) in zip(ds.groups, per_group):
-        if s is None or d is None or not (math.isfinite(s) and math.isfinite(d)):
+        if not _measured(s, d):
             excluded.append(g.name)
             groups.append({"group": g.name, "k": k, "similarity": None, "distance": None, "similarity_reference": None})
             continue
